@@ -1,0 +1,5 @@
+"""``python -m gsup``: the same as the ``gsup`` command."""
+
+from gsup.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""The exception tree: every error gsup reports on purpose, with its exit code.
+
+Owns: which failure maps to which exit status *before* the child runs
+(usage/config 2, not found 127, not executable 126) and the internal-failure
+code 125. Imports nothing from gsup.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 125
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+class GsupError(Exception):
+    """An error with a one-line message and the exit status it implies."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, pid: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: A child that was forked for this attempt and must still be reaped.
+        self.pid = pid
+
+
+class UsageError(GsupError):
+    """Invalid option, value or configuration: nothing was started."""
+
+    exit_code = EXIT_USAGE
+
+
+class CommandNotFound(GsupError):
+    """The command does not exist (or is not on PATH)."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class CommandNotExecutable(GsupError):
+    """The command exists but cannot be executed."""
+
+    exit_code = EXIT_NOT_EXECUTABLE
+
+
+class SpawnFailed(GsupError):
+    """The child could not be set up (user switch, working directory, ...)."""
+
+    exit_code = EXIT_NOT_EXECUTABLE

@@ -1,0 +1,156 @@
+"""gsup's own messages on stderr, as plain text or JSON lines.
+
+Owns: the words and fields of every event line and of the final report,
+``--quiet`` and ``--verbose``. The rich rendering for a terminal lives in
+``ui`` and reuses ``report_rows``. Imports: the standard library and
+``gsup.model``; never rich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import IO, Callable, Optional
+
+from gsup.model import Outcome
+from gsup.units import format_duration, signal_name
+
+#: Events shown only with --verbose.
+VERBOSE_KINDS = frozenset({"orphan_reaped"})
+
+
+def report_fields(o: Outcome) -> dict[str, object]:
+    """The final report as data (the JSON ``exit`` event)."""
+    return {
+        "exit_code": o.exit_code,
+        "cause": o.cause.value,
+        "program": o.program.name,
+        "command": o.program.display,
+        "pid": o.pid,
+        "status": o.status.describe() if o.status else None,
+        "stop_signal_received": signal_name(o.stop_signal_received) if o.stop_signal_received else None,
+        "stop_signal_sender": o.stop_signal_sender,
+        "stop_signal_sent": signal_name(o.stop_signal_sent) if o.stop_signal_sent else None,
+        "stop_seconds": None if o.stop_seconds is None else round(o.stop_seconds, 6),
+        "ran_seconds": round(o.ran_seconds, 6),
+        "grace": o.grace,
+        "force_killed": o.force_killed,
+        "leftovers_signalled": o.leftovers_signalled,
+        "leftovers_killed": o.leftovers_killed,
+        "leftovers_surviving": o.leftovers_surviving,
+        "orphans_reaped": o.orphans_reaped,
+        "error": o.error,
+    }
+
+
+def report_rows(o: Outcome) -> list[tuple[str, str]]:
+    """The final report as (label, text) rows, for people."""
+    rows: list[tuple[str, str]] = []
+    if o.error:
+        rows.append(("failed", o.error))
+    if o.stop_signal_received:
+        sender = f" from pid {o.stop_signal_sender}" if o.stop_signal_sender else ""
+        rows.append(("stopped by", f"{signal_name(o.stop_signal_received)}{sender}"))
+    elif o.status is not None:
+        rows.append(("stopped by", "the child's own exit"))
+    if o.status is not None:
+        rows.append(("child", f"pid {o.pid} ({o.program.display}) {o.status.describe()}"))
+    if o.stop_seconds is not None:
+        sent = f"{signal_name(o.stop_signal_sent)} sent, " if o.stop_signal_sent else ""
+        verdict = (
+            "force-killed: SIGKILL sent when the grace ran out or on a second Ctrl+C"
+            if o.force_killed
+            else "exited within the grace"
+        )
+        rows.append(
+            ("stop", f"{sent}took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace; {verdict}")
+        )
+    left = []
+    if o.leftovers_signalled:
+        left.append(f"{o.leftovers_signalled} signalled")
+    if o.leftovers_killed:
+        left.append(f"{o.leftovers_killed} killed")
+    if o.leftovers_surviving:
+        left.append(f"{o.leftovers_surviving} survived SIGKILL")
+    rows.append(("leftovers", ", ".join(left) if left else "none"))
+    if o.orphans_reaped:
+        rows.append(("orphans", f"{o.orphans_reaped} reaped"))
+    rows.append(("exit", str(o.exit_code)))
+    return rows
+
+
+class _Writer:
+    """Best-effort writes: a closed or full stderr must not stop supervision."""
+
+    def __init__(self, stream: Optional[IO[str]]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None  # EPIPE, EBADF, closed: stop writing, keep supervising
+
+
+class TextSink:
+    """One short line per event; the report as aligned rows."""
+
+    def __init__(
+        self, stream: Optional[IO[str]] = None, *, quiet: bool = False, verbose: bool = False
+    ) -> None:
+        self.out = _Writer(stream if stream is not None else sys.stderr)
+        self.quiet, self.verbose = quiet, verbose
+
+    def event(self, kind: str, message: str, **fields: object) -> None:
+        if self.quiet or (kind in VERBOSE_KINDS and not self.verbose):
+            return
+        self.out.write(f"gsup: {message}\n")
+
+    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+        return None  # logs get the grace_started line; no redraws
+
+    def report(self, outcome: Outcome) -> None:
+        rows = report_rows(outcome)
+        width = max(len(label) for label, _ in rows)
+        self.out.write("".join(f"gsup: {label:<{width}}  {text}\n" for label, text in rows))
+
+    def error(self, message: str) -> None:
+        self.out.write(f"gsup: error: {message}\n")
+
+
+class JsonSink:
+    """One JSON object per line and per event, with a monotonic timestamp."""
+
+    def __init__(
+        self,
+        stream: Optional[IO[str]] = None,
+        *,
+        quiet: bool = False,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.out = _Writer(stream if stream is not None else sys.stderr)
+        self.quiet, self.verbose, self.clock = quiet, verbose, clock
+
+    def _emit(self, kind: str, fields: dict[str, object]) -> None:
+        record = {"ts": round(self.clock(), 6), "gsup_pid": os.getpid(), "event": kind, **fields}
+        self.out.write(json.dumps(record, default=str) + "\n")
+
+    def event(self, kind: str, message: str, **fields: object) -> None:
+        if self.quiet or (kind in VERBOSE_KINDS and not self.verbose):
+            return
+        self._emit(kind, {"message": message, **fields})
+
+    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+        return None
+
+    def report(self, outcome: Outcome) -> None:
+        self._emit("exit", report_fields(outcome))
+
+    def error(self, message: str) -> None:
+        self._emit("error", {"message": message})

@@ -1,0 +1,144 @@
+"""The nouns of gsup: plans, specs, child statuses and outcomes.
+
+Owns: the frozen dataclasses and enums every other module passes around, and
+the ``Sink`` interface through which the core reports. Pure: imports only the
+standard library; no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Protocol, Sequence, Tuple
+
+
+class ForwardTo(str, enum.Enum):
+    """Where forwarded signals go."""
+
+    GROUP = "group"
+    CHILD = "child"
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """One program to run: its argv (bytes, passed byte-exact) and how."""
+
+    argv: Tuple[bytes, ...]
+    name: str = "main"
+    env: Optional[Mapping[bytes, bytes]] = None  # None: exactly gsup's own environment
+    cwd: Optional[str] = None
+    user: Optional[str] = None
+
+    @property
+    def display(self) -> str:
+        """The command line as text, for messages."""
+        return " ".join(os.fsdecode(a) for a in self.argv)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the supervisor needs, resolved and validated."""
+
+    program: ProgramSpec
+    grace: float = 10.0
+    stop_delay: float = 0.0
+    stop_signal: Optional[signal.Signals] = None  # None: the signal gsup received
+    rewrite: Tuple[Tuple[signal.Signals, signal.Signals], ...] = ()
+    forward_to: ForwardTo = ForwardTo.GROUP
+    success_codes: frozenset[int] = field(default_factory=frozenset)
+    success_on_stop: bool = False
+    parent_death_signal: Optional[signal.Signals] = None
+    #: How long gsup waits for processes to vanish after its SIGKILL before it
+    #: gives up on them (a process in uninterruptible sleep cannot die at once).
+    kill_wait: float = 2.0
+
+    def rewritten(self, sig: signal.Signals) -> signal.Signals:
+        """The signal to deliver when *sig* is to be forwarded."""
+        for src, dst in self.rewrite:
+            if src == sig:
+                return dst
+        return sig
+
+
+@dataclass(frozen=True)
+class ChildStatus:
+    """How a process ended: exactly one of ``code`` and ``signal`` is set."""
+
+    code: Optional[int] = None
+    signal: Optional[int] = None
+
+    @classmethod
+    def from_wait(cls, status: int) -> ChildStatus:
+        if os.WIFSIGNALED(status):
+            return cls(signal=os.WTERMSIG(status))
+        return cls(code=os.WEXITSTATUS(status))
+
+    @property
+    def shell_code(self) -> int:
+        """The status as a shell reports it: N, or 128+S."""
+        if self.signal is not None:
+            return 128 + self.signal
+        assert self.code is not None  # invariant of the dataclass, not user input
+        return self.code
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = str(self.signal)
+            return f"killed by {name}"
+        return f"exited with {self.code}"
+
+
+class StopCause(str, enum.Enum):
+    """What ended the supervision."""
+
+    CHILD_EXIT = "child exited"
+    SIGNAL = "stop signal received"
+    SPAWN_FAILED = "command could not be started"
+    INTERNAL = "internal error"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened, for the report and the exit status."""
+
+    exit_code: int
+    cause: StopCause
+    program: ProgramSpec
+    pid: Optional[int] = None
+    status: Optional[ChildStatus] = None
+    stop_signal_received: Optional[int] = None
+    stop_signal_sender: Optional[int] = None
+    stop_signal_sent: Optional[int] = None
+    stop_seconds: Optional[float] = None  # from the stop request to the child's exit
+    ran_seconds: float = 0.0
+    force_killed: bool = False
+    grace: float = 0.0
+    leftovers_signalled: int = 0
+    leftovers_killed: int = 0
+    leftovers_surviving: int = 0
+    orphans_reaped: int = 0
+    error: Optional[str] = None
+
+
+class Sink(Protocol):
+    """Where the core reports to. Implementations: log.TextSink, log.JsonSink, ui."""
+
+    def event(self, kind: str, message: str, **fields: object) -> None:
+        """One thing happened (``kind`` is a stable identifier, ``message`` prose)."""
+
+    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+        """The stop is under way; return when to be called again (seconds), or None."""
+
+    def report(self, outcome: Outcome) -> None:
+        """The final report, written once at exit."""
+
+    def error(self, message: str) -> None:
+        """A one-line error for the user."""
+
+
+Argv = Sequence[bytes]

@@ -1,0 +1,161 @@
+"""Starting a program: fork, set the child up, exec. Never waits for it.
+
+Owns: what the child inherits (process group, signal mask and dispositions,
+environment, user, parent-death signal) and the mapping of exec failures to
+typed errors (not found 127, not executable 126).
+
+Why fork and not ``subprocess``: ``Popen`` keeps its own idea of the child's
+status and polls it (``subprocess._cleanup``), which would make it a second
+reaper; and ``posix_spawn`` cannot set a parent-death signal or drop
+privileges. Exec errors come back through a close-on-exec pipe: it closes
+without data when exec succeeds.
+
+Imports: the standard library, ``gsup.errors``, ``gsup.linux``,
+``gsup.signals``, ``gsup.model``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Optional
+
+from gsup import linux, signals
+from gsup.errors import CommandNotExecutable, CommandNotFound, GsupError, SpawnFailed, UsageError
+from gsup.model import ProgramSpec
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The identity a child runs as, resolved before the fork."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    name: str
+
+
+def resolve_user(spec: str) -> Credentials:
+    """Resolve ``USER[:GROUP]`` (names or numeric ids) to credentials."""
+    import grp
+    import pwd
+
+    user, _, group = spec.partition(":")
+    try:
+        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        uid, gid, name = pw.pw_uid, pw.pw_gid, pw.pw_name
+    except KeyError:
+        if not user.isdigit():
+            raise UsageError(f"--user: no such user {user!r}") from None
+        uid, gid, name = int(user), int(user), user
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise UsageError(f"--user: no such group {group!r}") from None
+    groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
+    if os.geteuid() != 0 and uid != os.geteuid():
+        raise UsageError(f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
+    return Credentials(uid, gid, groups, name)
+
+
+def inherited_environment() -> dict[bytes, bytes]:
+    """The environment gsup was started with, byte-exact.
+
+    Not ``os.environ``: CPython's locale coercion (PEP 538) adds ``LC_CTYPE``
+    to its own environment when no locale is set, and that must not leak into
+    the child. /proc/self/environ still holds the block the kernel gave us.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            block = f.read()
+    except OSError:
+        return dict(os.environb)
+    env: dict[bytes, bytes] = {}
+    for entry in block.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            env.setdefault(key, value)
+    return env
+
+
+def spawn(
+    spec: ProgramSpec,
+    *,
+    own_group: bool,
+    env: Mapping[bytes, bytes],
+    credentials: Optional[Credentials] = None,
+    parent_death_signal: Optional[int] = None,
+) -> int:
+    """Start *spec* and return its pid.
+
+    The child gets its own process group when *own_group* (so that a signal
+    to the group reaches its whole job and never gsup), default signal
+    dispositions and an empty mask, and the inherited stdio untouched.
+    Raises CommandNotFound / CommandNotExecutable / SpawnFailed when exec
+    fails; the failed child has then already exited and must still be reaped.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()  # else the child would inherit and repeat buffered text
+    read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: only async-signal-safe-minded work from here to exec
+        stage = "setup"
+        try:
+            os.close(read_end)
+            if own_group:
+                os.setpgid(0, 0)
+            if parent_death_signal is not None:
+                linux.prctl(linux.PR_SET_PDEATHSIG, parent_death_signal)
+                if os.getppid() != parent_pid:  # gsup died before prctl took effect
+                    os._exit(128 + parent_death_signal)
+            if credentials is not None:
+                stage = "user"
+                os.setgroups(list(credentials.groups))
+                os.setgid(credentials.gid)
+                os.setuid(credentials.uid)
+            if spec.cwd is not None:
+                stage = "cwd"
+                os.chdir(spec.cwd)
+            signals.reset_for_child()
+            stage = "exec"
+            os.execvpe(spec.argv[0], list(spec.argv), dict(env))
+        except OSError as e:
+            os.write(write_end, f"{stage}:{e.errno}".encode())
+            os._exit(127 if e.errno == errno.ENOENT and stage == "exec" else 126)
+        except BaseException:
+            os.write(write_end, f"{stage}:0".encode())
+        os._exit(125)
+    os.close(write_end)
+    try:
+        failure = b""
+        while chunk := os.read(read_end, 64):
+            failure += chunk
+    finally:
+        os.close(read_end)
+    if failure:
+        stage, _, code = failure.decode().partition(":")
+        error = _spawn_error(spec, stage, int(code or 0))
+        error.pid = pid
+        raise error
+    return pid
+
+
+def _spawn_error(spec: ProgramSpec, stage: str, err: int) -> GsupError:
+    path = os.fsdecode(spec.argv[0])
+    reason = os.strerror(err) if err else "unexpected error"
+    if stage == "exec":
+        if err in (errno.ENOENT, errno.ENOTDIR):
+            where = "" if "/" in path else " (searched PATH)"
+            return CommandNotFound(f"{path}: command not found{where}")
+        return CommandNotExecutable(f"{path}: cannot execute: {reason}")
+    if stage == "cwd":
+        return SpawnFailed(f"{path}: cannot change directory to {spec.cwd}: {reason}")
+    if stage == "user":
+        return SpawnFailed(f"{path}: cannot switch to user {spec.user}: {reason}")
+    return SpawnFailed(f"{path}: cannot set up the child: {reason}")

@@ -1,0 +1,332 @@
+"""The loop: turns syscalls into lifecycle events and actions into syscalls.
+
+Owns: the one blocking wait (``poll`` on the signal inbox with the next
+deadline as the timeout, ``None`` when there is none, so an idle gsup never
+wakes up), who gets a forwarded signal, and who sends SIGKILL: ``kill_all``
+is the only place gsup kills. Policy lives in ``lifecycle``; statuses come
+from ``reaper``; exit codes from ``status``.
+
+Two error regimes: before the child runs, typed errors (``gsup.errors``)
+propagate with their exit codes. Once it runs, anything unexpected unwinds
+through ``_cleanup_after_failure``, which SIGKILLs every process gsup
+started and reaps them before the error reaches the CLI (exit 125).
+
+Imports: the standard library, and gsup's core modules; psutil only when
+there is something to kill or find.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+from gsup import reaper, spawn, status
+from gsup.errors import GsupError
+from gsup.lifecycle import KillAll, Lifecycle, Note, Phase, Send, SuspendSelf, Target
+from gsup.model import ChildStatus, ForwardTo, Outcome, Plan, Sink, StopCause
+from gsup.signals import SignalInbox
+
+if TYPE_CHECKING:
+    import psutil
+
+Clock = Callable[[], float]
+
+
+def foreground_terminal() -> bool:
+    """gsup runs in the foreground of the terminal on its stdin.
+
+    Then the child stays in gsup's process group, the terminal's foreground
+    job: it can read the terminal, and a key typed there (Ctrl+C, Ctrl+\\,
+    Ctrl+Z) reaches it once, from the kernel, while gsup sees the same signal
+    and runs the stop sequence. Anywhere else the child gets a group of its own.
+    """
+    try:
+        return os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+@dataclass
+class _Tally:
+    orphans_reaped: int = 0
+    leftovers_signalled: int = 0
+    leftovers_killed: int = 0
+    leftovers_surviving: int = 0
+
+
+def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
+    """Run ``plan.program`` to the end and say what happened.
+
+    Raises a ``GsupError`` when the program cannot be started; any other
+    exception means gsup failed, after everything it started was killed.
+    """
+    spec = plan.program
+    credentials = spawn.resolve_user(spec.user) if spec.user else None
+    env = dict(spec.env) if spec.env is not None else spawn.inherited_environment()
+    with SignalInbox() as inbox:
+        reaper.become_subreaper()
+        terminal = foreground_terminal()
+        started = clock()
+        try:
+            pid = spawn.spawn(
+                spec,
+                own_group=not terminal,
+                env=env,
+                credentials=credentials,
+                parent_death_signal=plan.parent_death_signal,
+            )
+        except GsupError as e:
+            if e.pid is not None:
+                reaper.collect(e.pid)  # the failed child exits right after reporting
+            raise
+        run = _Run(plan, sink, clock, inbox, pid, terminal=terminal, started=started)
+        try:
+            return run.loop()
+        except BaseException:
+            run.cleanup_after_failure()
+            raise
+
+
+class _Run:
+    """The state of one supervision that the pure lifecycle does not own."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        sink: Sink,
+        clock: Clock,
+        inbox: SignalInbox,
+        pid: int,
+        *,
+        terminal: bool,
+        started: float,
+    ) -> None:
+        self.plan, self.sink, self.clock, self.inbox = plan, sink, clock, inbox
+        self.pid = pid
+        self.pgid = os.getpgrp() if terminal else pid
+        self.terminal = terminal
+        self.started = started
+        self.machine = Lifecycle(plan, started, terminal=terminal, pid1=os.getpid() == 1)
+        self.child_alive = True
+        self.tally = _Tally()
+        self.redraw_at: Optional[float] = None
+        self.countdown_on = True
+        sink.event(
+            "started",
+            f"started pid {pid}: {plan.program.display}",
+            pid=pid,
+            command=plan.program.display,
+            grace=plan.grace,
+            terminal=terminal,
+        )
+
+    # -- the loop ------------------------------------------------------------
+
+    def loop(self) -> Outcome:
+        poller = select.poll()
+        poller.register(self.inbox.fd, select.POLLIN)
+        self._wake()  # the child may have died before the first wait
+        while not self.machine.done:
+            poller.poll(self._timeout_ms())
+            self._wake()
+        return self._outcome()
+
+    def _timeout_ms(self) -> Optional[int]:
+        due = [d for d in (self.machine.next_deadline(), self.redraw_at) if d is not None]
+        if not due:
+            return None  # idle: block until a signal arrives, however long
+        # Round up: waking a millisecond early would only mean a second wake-up.
+        return max(0, math.ceil((min(due) - self.clock()) * 1000))
+
+    def _wake(self) -> None:
+        now = self.clock()
+        for rec in self.inbox.read():
+            if rec.signo == signal.SIGCHLD:
+                continue  # statuses are collected below, on every wake-up
+            self._act(
+                self.machine.on_signal(
+                    rec.signo, now, delivered=self.terminal and rec.from_kernel, sender=rec.sender
+                )
+            )
+        exited, remain = reaper.reap()
+        now = self.clock()
+        for pid, wait_status in exited:
+            if pid == self.pid:
+                self.child_alive = False
+                self._act(
+                    self.machine.on_child_exit(ChildStatus.from_wait(wait_status), now, others_remain=remain)
+                )
+            else:
+                self.tally.orphans_reaped += 1
+                self.sink.event(
+                    "orphan_reaped",
+                    f"reaped pid {pid}: {ChildStatus.from_wait(wait_status).describe()}",
+                    pid=pid,
+                    verbose=True,
+                )
+        if not remain and not self.child_alive:
+            self._act(self.machine.on_all_gone(now))
+        self._act(self.machine.on_deadline(self.clock()))
+        self._countdown()
+
+    def _countdown(self) -> None:
+        m = self.machine
+        if not self.countdown_on or m.phase not in (Phase.DRAINING, Phase.STOPPING, Phase.LINGERING):
+            return
+        now = self.clock()
+        if self.redraw_at is not None and now < self.redraw_at:
+            return
+        if m.phase is Phase.DRAINING and m.drain_end is not None:
+            remaining, total, label = m.drain_end - now, self.plan.stop_delay, "draining"
+        else:
+            assert m.kill_at is not None  # set whenever the phase is STOPPING/LINGERING
+            remaining, total, label = m.kill_at - now, self.plan.grace, "SIGKILL in"
+        again = self.sink.countdown(max(0.0, remaining), total, label)
+        self.redraw_at = None if again is None else now + again
+        self.countdown_on = again is not None
+
+    # -- actions -------------------------------------------------------------
+
+    def _act(self, actions: list[object]) -> None:
+        for action in actions:
+            if isinstance(action, Note):
+                self.sink.event(action.kind, action.message, **action.fields)
+            elif isinstance(action, Send):
+                self._send(action)
+            elif isinstance(action, KillAll):
+                self.kill_all()
+            elif isinstance(action, SuspendSelf):
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _send(self, action: Send) -> None:
+        if action.target is Target.LEFTOVERS:
+            for proc in _descendants():
+                if action.outside_group_only and _pgid(proc.pid) == self.pgid:
+                    continue
+                if _signal_pid(proc.pid, action.sig):
+                    self.tally.leftovers_signalled += 1
+            return
+        if self.plan.forward_to is ForwardTo.CHILD or self.terminal or action.target is Target.CHILD:
+            if self.child_alive:
+                _signal_pid(self.pid, action.sig)
+            return
+        try:
+            os.killpg(self.pgid, action.sig)
+        except ProcessLookupError:
+            pass  # the whole group is gone already
+
+    def kill_all(self) -> None:
+        """SIGKILL the child's group and every descendant, however detached.
+
+        The group first: one syscall, at the deadline, that reaches every
+        member at once, so a forking job cannot outrun it and the timing does
+        not depend on how long a /proc scan takes. Then every descendant
+        psutil still finds (those that left the group with setsid); rounds
+        repeat while new ones appear, since a process may fork between the
+        scan and the kill. Processes already dead but not yet reaped count as
+        killed: the group kill got them.
+        """
+        if not self.terminal:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        elif self.child_alive:
+            _signal_pid(self.pid, signal.SIGKILL)
+        seen: set[int] = set()
+        for _ in range(100):
+            fresh = [p for p in _descendants() if p.pid not in seen]
+            if not fresh:
+                break
+            for proc in fresh:
+                seen.add(proc.pid)
+                _signal_pid(proc.pid, signal.SIGKILL)
+        seen.discard(self.pid)
+        self.tally.leftovers_killed += len(seen)
+        if seen:
+            self.sink.event("leftovers_killed", f"killed {len(seen)} leftover process(es)", count=len(seen))
+
+    def cleanup_after_failure(self) -> None:
+        """gsup itself failed: kill everything it started and reap it."""
+        try:
+            self.kill_all()
+        finally:
+            deadline = time.monotonic() + self.plan.kill_wait
+            while time.monotonic() < deadline:
+                _, remain = reaper.reap()
+                if not remain:
+                    break
+                select.select([self.inbox.fd], [], [], 0.05)
+                self.inbox.read()
+
+    # -- the result ------------------------------------------------------------
+
+    def _outcome(self) -> Outcome:
+        m = self.machine
+        child = m.child_status
+        if child is None:  # gave up waiting after SIGKILL: the child is unkillable
+            child = ChildStatus(signal=signal.SIGKILL)
+        if m.phase is Phase.DONE and self.machine.kill_wait_end is not None:
+            _, remain = reaper.reap()
+            if remain:
+                self.tally.leftovers_surviving = len(_descendants())
+        code = status.exit_status(
+            child,
+            force_killed=m.force_killed,
+            stop_requested=m.stopping,
+            stop_signals=[s for s in (m.stop_received, m.stop_sent) if s is not None],
+            success_codes=self.plan.success_codes,
+            success_on_stop=self.plan.success_on_stop,
+        )
+        end = m.child_exited_at if m.child_exited_at is not None else self.clock()
+        return Outcome(
+            exit_code=code,
+            cause=StopCause.SIGNAL if m.stopping else StopCause.CHILD_EXIT,
+            program=self.plan.program,
+            pid=self.pid,
+            status=child,
+            stop_signal_received=m.stop_received,
+            stop_signal_sender=m.stop_sender,
+            stop_signal_sent=m.stop_sent,
+            stop_seconds=None if m.stop_requested_at is None else end - m.stop_requested_at,
+            ran_seconds=end - self.started,
+            force_killed=m.force_killed,
+            grace=self.plan.grace,
+            leftovers_signalled=self.tally.leftovers_signalled,
+            leftovers_killed=self.tally.leftovers_killed,
+            leftovers_surviving=self.tally.leftovers_surviving,
+            orphans_reaped=self.tally.orphans_reaped,
+        )
+
+
+# -- process helpers (psutil is imported only when there is a process to find) --
+
+
+def _descendants() -> list[psutil.Process]:
+    import psutil
+
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return -1
+
+
+def _signal_pid(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
