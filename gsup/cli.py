@@ -6,15 +6,14 @@ The only module that imports typer; rich is imported (by ``ui``) only when
 stderr is a terminal.
 """
 
-from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from typing import Annotated, List, NoReturn, Optional
 
 import typer
-
 
 from gsup import __version__
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError
@@ -25,7 +24,9 @@ USAGE = "gsup [OPTIONS] -- CMD [ARG...]"
 
 # typer re-exports click's usage errors under its own name in some releases and
 # vendors click in others; find the common base either way.
-_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -41,47 +42,67 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.command(help=f"Supervise CMD: forward signals, reap zombies, stop it inside the grace.\n\n{USAGE}")
+@app.command(
+    help=f"Supervise CMD: forward signals, reap zombies, stop it inside the grace.\n\n{USAGE}"
+)
 def run(
-    command: Annotated[Optional[List[str]], typer.Argument(help="The command and its arguments.")] = None,
+    command: Annotated[
+        Optional[List[str]], typer.Argument(help="The command and its arguments.")
+    ] = None,
     grace: Annotated[
-        Optional[str], typer.Option(envvar="GSUP_GRACE", help="Time from the stop request until SIGKILL.")
+        Optional[str],
+        typer.Option(envvar="GSUP_GRACE", help="Time from the stop request until SIGKILL."),
     ] = None,
     stop_delay: Annotated[
-        str, typer.Option(envvar="GSUP_STOP_DELAY", help="Wait this long before signalling the child.")
+        str,
+        typer.Option(envvar="GSUP_STOP_DELAY", help="Wait this long before signalling the child."),
     ] = "0",
     stop_signal: Annotated[
         Optional[str],
-        typer.Option(envvar="GSUP_STOP_SIGNAL", help="Signal for the child on stop (default: the one received)."),
+        typer.Option(
+            envvar="GSUP_STOP_SIGNAL",
+            help="Signal for the child on stop (default: the one received).",
+        ),
     ] = None,
     rewrite: Annotated[
         Optional[List[str]],
-        typer.Option(envvar="GSUP_REWRITE", help="FROM:TO, repeatable: translate a forwarded signal."),
+        typer.Option(
+            envvar="GSUP_REWRITE", help="FROM:TO, repeatable: translate a forwarded signal."
+        ),
     ] = None,
     forward_to: Annotated[
         ForwardTo, typer.Option(envvar="GSUP_FORWARD_TO", help="Where forwarded signals go.")
     ] = ForwardTo.GROUP,
     success_code: Annotated[
         Optional[List[int]],
-        typer.Option(envvar="GSUP_SUCCESS_CODE", help="Repeatable: exit code reported as 0 after a stop."),
+        typer.Option(
+            envvar="GSUP_SUCCESS_CODE", help="Repeatable: exit code reported as 0 after a stop."
+        ),
     ] = None,
     success_on_stop: Annotated[
         bool,
-        typer.Option(envvar="GSUP_SUCCESS_ON_STOP", help="Exit 0 when the child ended by the stop signal."),
+        typer.Option(
+            envvar="GSUP_SUCCESS_ON_STOP", help="Exit 0 when the child ended by the stop signal."
+        ),
     ] = False,
     user: Annotated[
         Optional[str], typer.Option(envvar="GSUP_USER", help="Run the child as USER[:GROUP].")
     ] = None,
     parent_death_signal: Annotated[
         Optional[str],
-        typer.Option(envvar="GSUP_PARENT_DEATH_SIGNAL", help="Signal for the child if gsup is killed."),
+        typer.Option(
+            envvar="GSUP_PARENT_DEATH_SIGNAL", help="Signal for the child if gsup is killed."
+        ),
     ] = None,
     log_format: Annotated[
         str, typer.Option(envvar="GSUP_LOG_FORMAT", help="text or json.")
     ] = "text",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", envvar="GSUP_QUIET", help="Only errors and the report.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", envvar="GSUP_QUIET", help="Only errors and the report.")
+    ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", envvar="GSUP_VERBOSE", help="Also each reaped orphan.")
+        bool,
+        typer.Option("--verbose", "-v", envvar="GSUP_VERBOSE", help="Also each reaped orphan."),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -115,14 +136,14 @@ def _duration(option: str, text: str) -> float:
         raise UsageError(f"{option}: {e.message}") from None
 
 
-def _signal(option: str, text: str) -> int:
+def _signal(option: str, text: str) -> signal.Signals:
     try:
         return parse_signal(text)
     except UsageError as e:
         raise UsageError(f"{option}: {e.message}") from None
 
 
-def _rewrite(text: str) -> tuple[int, int]:
+def _rewrite(text: str) -> tuple[signal.Signals, signal.Signals]:
     src, sep, dst = text.partition(":")
     if not sep:
         raise UsageError(f"--rewrite: {text!r} is not FROM:TO (e.g. TERM:QUIT)")
@@ -175,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
     except typer.Exit as e:
         code = e.exit_code
     except _ClickException as e:
-        _print_error(f"{e.format_message()} (usage: {USAGE}; see gsup --help)")
+        _print_error(f"{e.format_message()} (usage: {USAGE}; see gsup --help)")  # type: ignore[attr-defined]
         code = EXIT_USAGE
     except typer.Abort:
         code = 128 + 2

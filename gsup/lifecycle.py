@@ -90,6 +90,7 @@ class Lifecycle:
         self.child_exited_at: Optional[float] = None
         self.force_killed = False
         self.leftovers_killed = False
+        self.escalation: Optional[str] = None
         self._pending_stop: Optional[int] = None
 
     # -- queries -------------------------------------------------------------
@@ -140,7 +141,9 @@ class Lifecycle:
                 actions.append(SuspendSelf())
         return actions
 
-    def on_child_exit(self, status: ChildStatus, now: float, *, others_remain: bool) -> list[Action]:
+    def on_child_exit(
+        self, status: ChildStatus, now: float, *, others_remain: bool
+    ) -> list[Action]:
         """The supervised child was reaped; *others_remain*: descendants still alive."""
         self.child_status = status
         self.child_exited_at = now
@@ -199,7 +202,9 @@ class Lifecycle:
             Note("signal_forwarded", f"forwarded {signal_name(sig)}", {"signal": signal_name(sig)}),
         ]
 
-    def _on_stop_signal(self, sig: int, now: float, *, delivered: bool, sender: int) -> list[Action]:
+    def _on_stop_signal(
+        self, sig: int, now: float, *, delivered: bool, sender: int
+    ) -> list[Action]:
         if self.stop_requested_at is None:
             self.stop_requested_at = now
             self.stop_received = sig
@@ -224,9 +229,17 @@ class Lifecycle:
             return self._end_drain(now)
         if sig == signal.SIGINT:
             if self.phase is Phase.DRAINING:
-                return [Note("drain_skipped", "second SIGINT: ending the drain now"), *self._end_drain(now)]
+                return [
+                    Note("drain_skipped", "second SIGINT: ending the drain now"),
+                    *self._end_drain(now),
+                ]
             return self._escalate(now, "second SIGINT")
-        return [Note("repeat_ignored", f"already stopping: {signal_name(sig)} ignored (Ctrl+C twice force-kills)")]
+        return [
+            Note(
+                "repeat_ignored",
+                f"already stopping: {signal_name(sig)} ignored (Ctrl+C twice force-kills)",
+            )
+        ]
 
     def _end_drain(self, now: float) -> list[Action]:
         actions: list[Action] = []
@@ -251,6 +264,7 @@ class Lifecycle:
 
     def _escalate(self, now: float, why: str) -> list[Action]:
         self.phase = Phase.KILLING
+        self.escalation = why
         self.kill_wait_end = now + self.plan.kill_wait
         if self.child_status is None:
             self.force_killed = True

@@ -8,9 +8,8 @@ gsup uses ctypes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -20,7 +19,9 @@ _SFD_NONBLOCK = os.O_NONBLOCK
 _SFD_CLOEXEC = 0o2000000  # == O_CLOEXEC on every Linux architecture gsup targets
 _SIGSET_WORDS = 1024 // (8 * ctypes.sizeof(ctypes.c_ulong))
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# dlopen(NULL): the symbols already loaded into the interpreter, libc's among
+# them. (ctypes.util.find_library would run ldconfig or a compiler to look.)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int) -> int:

@@ -30,13 +30,16 @@ def report_fields(o: Outcome) -> dict[str, object]:
         "command": o.program.display,
         "pid": o.pid,
         "status": o.status.describe() if o.status else None,
-        "stop_signal_received": signal_name(o.stop_signal_received) if o.stop_signal_received else None,
+        "stop_signal_received": signal_name(o.stop_signal_received)
+        if o.stop_signal_received
+        else None,
         "stop_signal_sender": o.stop_signal_sender,
         "stop_signal_sent": signal_name(o.stop_signal_sent) if o.stop_signal_sent else None,
         "stop_seconds": None if o.stop_seconds is None else round(o.stop_seconds, 6),
         "ran_seconds": round(o.ran_seconds, 6),
         "grace": o.grace,
         "force_killed": o.force_killed,
+        "escalation": o.escalation,
         "leftovers_signalled": o.leftovers_signalled,
         "leftovers_killed": o.leftovers_killed,
         "leftovers_surviving": o.leftovers_surviving,
@@ -59,14 +62,12 @@ def report_rows(o: Outcome) -> list[tuple[str, str]]:
         rows.append(("child", f"pid {o.pid} ({o.program.display}) {o.status.describe()}"))
     if o.stop_seconds is not None:
         sent = f"{signal_name(o.stop_signal_sent)} sent, " if o.stop_signal_sent else ""
-        verdict = (
-            "force-killed: SIGKILL sent when the grace ran out or on a second Ctrl+C"
-            if o.force_killed
-            else "exited within the grace"
-        )
-        rows.append(
-            ("stop", f"{sent}took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace; {verdict}")
-        )
+        if o.force_killed:
+            verdict = f"force-killed: SIGKILL sent ({o.escalation or 'grace ran out'})"
+        else:
+            verdict = "exited within the grace"
+        took = f"took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace"
+        rows.append(("stop", f"{sent}{took}; {verdict}"))
     left = []
     if o.leftovers_signalled:
         left.append(f"{o.leftovers_signalled} signalled")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import os
 import signal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Optional, Protocol, Tuple
 
 
 class ForwardTo(str, enum.Enum):
@@ -117,6 +118,7 @@ class Outcome:
     stop_seconds: Optional[float] = None  # from the stop request to the child's exit
     ran_seconds: float = 0.0
     force_killed: bool = False
+    escalation: Optional[str] = None  # why gsup sent SIGKILL, if it did
     grace: float = 0.0
     leftovers_signalled: int = 0
     leftovers_killed: int = 0

@@ -58,7 +58,9 @@ def resolve_user(spec: str) -> Credentials:
             raise UsageError(f"--user: no such group {group!r}") from None
     groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
     if os.geteuid() != 0 and uid != os.geteuid():
-        raise UsageError(f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
+        raise UsageError(
+            f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})"
+        )
     return Credentials(uid, gid, groups, name)
 
 

@@ -23,11 +23,11 @@ import select
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from gsup import reaper, spawn, status
 from gsup.errors import GsupError
-from gsup.lifecycle import KillAll, Lifecycle, Note, Phase, Send, SuspendSelf, Target
+from gsup.lifecycle import Action, KillAll, Lifecycle, Note, Phase, Send, SuspendSelf, Target
 from gsup.model import ChildStatus, ForwardTo, Outcome, Plan, Sink, StopCause
 from gsup.signals import SignalInbox
 
@@ -132,6 +132,8 @@ class _Run:
         poller.register(self.inbox.fd, select.POLLIN)
         self._wake()  # the child may have died before the first wait
         while not self.machine.done:
+            if self.machine.phase in (Phase.STOPPING, Phase.LINGERING):
+                import psutil  # noqa: F401  # now, so the SIGKILL deadline is not late by an import
             poller.poll(self._timeout_ms())
             self._wake()
         return self._outcome()
@@ -159,7 +161,9 @@ class _Run:
             if pid == self.pid:
                 self.child_alive = False
                 self._act(
-                    self.machine.on_child_exit(ChildStatus.from_wait(wait_status), now, others_remain=remain)
+                    self.machine.on_child_exit(
+                        ChildStatus.from_wait(wait_status), now, others_remain=remain
+                    )
                 )
             else:
                 self.tally.orphans_reaped += 1
@@ -176,7 +180,11 @@ class _Run:
 
     def _countdown(self) -> None:
         m = self.machine
-        if not self.countdown_on or m.phase not in (Phase.DRAINING, Phase.STOPPING, Phase.LINGERING):
+        if not self.countdown_on or m.phase not in (
+            Phase.DRAINING,
+            Phase.STOPPING,
+            Phase.LINGERING,
+        ):
             return
         now = self.clock()
         if self.redraw_at is not None and now < self.redraw_at:
@@ -192,7 +200,7 @@ class _Run:
 
     # -- actions -------------------------------------------------------------
 
-    def _act(self, actions: list[object]) -> None:
+    def _act(self, actions: Sequence[Action]) -> None:
         for action in actions:
             if isinstance(action, Note):
                 self.sink.event(action.kind, action.message, **action.fields)
@@ -211,7 +219,11 @@ class _Run:
                 if _signal_pid(proc.pid, action.sig):
                     self.tally.leftovers_signalled += 1
             return
-        if self.plan.forward_to is ForwardTo.CHILD or self.terminal or action.target is Target.CHILD:
+        if (
+            self.plan.forward_to is ForwardTo.CHILD
+            or self.terminal
+            or action.target is Target.CHILD
+        ):
             if self.child_alive:
                 _signal_pid(self.pid, action.sig)
             return
@@ -249,7 +261,9 @@ class _Run:
         seen.discard(self.pid)
         self.tally.leftovers_killed += len(seen)
         if seen:
-            self.sink.event("leftovers_killed", f"killed {len(seen)} leftover process(es)", count=len(seen))
+            self.sink.event(
+                "leftovers_killed", f"killed {len(seen)} leftover process(es)", count=len(seen)
+            )
 
     def cleanup_after_failure(self) -> None:
         """gsup itself failed: kill everything it started and reap it."""
@@ -296,6 +310,7 @@ class _Run:
             stop_seconds=None if m.stop_requested_at is None else end - m.stop_requested_at,
             ran_seconds=end - self.started,
             force_killed=m.force_killed,
+            escalation=m.escalation,
             grace=self.plan.grace,
             leftovers_signalled=self.tally.leftovers_signalled,
             leftovers_killed=self.tally.leftovers_killed,
@@ -329,4 +344,3 @@ def _signal_pid(pid: int, sig: int) -> bool:
         return True
     except ProcessLookupError:
         return False
-

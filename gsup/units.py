@@ -39,9 +39,7 @@ def parse_duration(text: str) -> float:
             value += float(m.group(1)) * _UNITS[m.group(2)]
             pos = m.end()
         if pos != len(s) or not s:
-            raise UsageError(
-                f"invalid duration {text!r}: use e.g. 500ms, 25, 25s, 1m30s"
-            )
+            raise UsageError(f"invalid duration {text!r}: use e.g. 500ms, 25, 25s, 1m30s")
     if not math.isfinite(value):
         raise UsageError(f"invalid duration {text!r}: too large")
     return value
@@ -68,7 +66,9 @@ def parse_signal(text: str) -> signal.Signals:
     try:
         return signal.Signals[name]
     except KeyError:
-        raise UsageError(f"invalid signal {text!r}: use a name like TERM or a number like 15") from None
+        raise UsageError(
+            f"invalid signal {text!r}: use a name like TERM or a number like 15"
+        ) from None
 
 
 def signal_name(sig: int) -> str:
