@@ -1,26 +1,45 @@
 """The command line: argv and environment -> plan -> supervise -> exit status.
 
-Owns: option names, ``GSUP_<NAME>`` environment variables, the choice of
-sink, and the translation of errors into exit codes and one-line messages.
-The only module that imports typer; rich is imported (by ``ui``) only when
-stderr is a terminal.
+Owns: option names, ``GSUP_<NAME>`` environment variables, the three modes
+(supervise, ``check``, ``drill``), the choice of sink, and the translation of
+errors into exit codes and one-line messages. The only module that imports
+typer; rich is imported (by ``ui``) only when stderr is a terminal.
+
+(No ``from __future__ import annotations`` here: typer reads the annotations
+at run time, and some typer releases cannot resolve them as strings on 3.9.)
 """
 
-
 import os
-import signal
 import sys
 import traceback
-from typing import Annotated, List, NoReturn, Optional
+from typing import Annotated, Dict, List, NoReturn, Optional
 
 import typer
 
 from gsup import __version__
+from gsup.config import OPTIONS, Setting, Source
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError
-from gsup.model import ForwardTo, Plan, ProgramSpec, Sink
-from gsup.units import UNCATCHABLE, parse_duration, parse_signal
+from gsup.model import Plan, Sink
 
-USAGE = "gsup [OPTIONS] -- CMD [ARG...]"
+USAGE = (
+    "gsup [OPTIONS] -- CMD [ARG...]"
+    " | gsup check [OPTIONS] [-- CMD...]"
+    " | gsup drill [OPTIONS] -- CMD..."
+)
+MODES = ("check", "drill")
+
+HELP = """Supervise CMD as PID 1 or as a wrapper: forward every signal, reap zombies,
+stop it inside the platform's deadline, and say what happened.
+
+\b
+  gsup [OPTIONS] -- CMD [ARG...]        supervise CMD
+  gsup check [OPTIONS] [-- CMD...]      print the resolved settings and the shutdown timeline
+  gsup drill [OPTIONS] -- CMD...        run CMD, stop it as the platform would, PASS/FAIL
+
+Every option can also be set as GSUP_<NAME> (--grace: GSUP_GRACE). Precedence:
+command line, then environment, then the config file's [gsup] table, then the
+platform's default.
+"""
 
 # typer re-exports click's usage errors under its own name in some releases and
 # vendors click in others; find the common base either way.
@@ -42,121 +61,148 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.command(
-    help=f"Supervise CMD: forward signals, reap zombies, stop it inside the grace.\n\n{USAGE}"
-)
+def _env(name: str) -> str:
+    return "GSUP_" + name.upper()
+
+
+@app.command(help=HELP)
 def run(
+    ctx: typer.Context,
     command: Annotated[
         Optional[List[str]], typer.Argument(help="The command and its arguments.")
     ] = None,
     grace: Annotated[
         Optional[str],
-        typer.Option(envvar="GSUP_GRACE", help="Time from the stop request until SIGKILL."),
+        typer.Option(
+            envvar=_env("grace"),
+            help="Time from the stop signal until SIGKILL. Default: from the budget.",
+        ),
+    ] = None,
+    platform: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar=_env("platform"),
+            help="kubernetes, ecs, cloudrun, azure, nomad, fly, heroku, systemd, docker, compose, "
+            "swarm, podman or none. Default: detected.",
+        ),
+    ] = None,
+    platform_timeout: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar=_env("platform_timeout"),
+            help="The platform's own kill deadline, if not its default.",
+        ),
     ] = None,
     stop_delay: Annotated[
-        str,
-        typer.Option(envvar="GSUP_STOP_DELAY", help="Wait this long before signalling the child."),
-    ] = "0",
+        Optional[str],
+        typer.Option(
+            envvar=_env("stop_delay"),
+            help="Wait this long after the stop request before signalling.",
+        ),
+    ] = None,
     stop_signal: Annotated[
         Optional[str],
         typer.Option(
-            envvar="GSUP_STOP_SIGNAL",
-            help="Signal for the child on stop (default: the one received).",
+            envvar=_env("stop_signal"),
+            help="Signal the child gets on stop. Default: the one received.",
         ),
     ] = None,
     rewrite: Annotated[
         Optional[List[str]],
         typer.Option(
-            envvar="GSUP_REWRITE", help="FROM:TO, repeatable: translate a forwarded signal."
+            envvar=_env("rewrite"), help="FROM:TO, repeatable: translate a forwarded signal."
         ),
     ] = None,
     forward_to: Annotated[
-        ForwardTo, typer.Option(envvar="GSUP_FORWARD_TO", help="Where forwarded signals go.")
-    ] = ForwardTo.GROUP,
+        Optional[str],
+        typer.Option(envvar=_env("forward_to"), help="group (default) or child: where signals go."),
+    ] = None,
     success_code: Annotated[
-        Optional[List[int]],
+        Optional[List[str]],
         typer.Option(
-            envvar="GSUP_SUCCESS_CODE", help="Repeatable: exit code reported as 0 after a stop."
+            envvar=_env("success_code"), help="Repeatable: exit code reported as 0 after a stop."
         ),
     ] = None,
     success_on_stop: Annotated[
-        bool,
+        Optional[bool],
         typer.Option(
-            envvar="GSUP_SUCCESS_ON_STOP", help="Exit 0 when the child ended by the stop signal."
+            "--success-on-stop",
+            envvar=_env("success_on_stop"),
+            help="Exit 0 when the child ended by the stop signal gsup was asked to deliver.",
         ),
-    ] = False,
+    ] = None,
     user: Annotated[
-        Optional[str], typer.Option(envvar="GSUP_USER", help="Run the child as USER[:GROUP].")
+        Optional[str], typer.Option(envvar=_env("user"), help="Run the child as USER[:GROUP].")
     ] = None,
     parent_death_signal: Annotated[
         Optional[str],
         typer.Option(
-            envvar="GSUP_PARENT_DEATH_SIGNAL", help="Signal for the child if gsup is killed."
+            envvar=_env("parent_death_signal"), help="Signal for the child if gsup is killed."
         ),
     ] = None,
     log_format: Annotated[
-        str, typer.Option(envvar="GSUP_LOG_FORMAT", help="text or json.")
-    ] = "text",
+        Optional[str], typer.Option(envvar=_env("log_format"), help="text (default) or json.")
+    ] = None,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", envvar="GSUP_QUIET", help="Only errors and the report.")
-    ] = False,
+        Optional[bool],
+        typer.Option("--quiet", "-q", envvar=_env("quiet"), help="Only errors and the report."),
+    ] = None,
     verbose: Annotated[
-        bool,
-        typer.Option("--verbose", "-v", envvar="GSUP_VERBOSE", help="Also each reaped orphan."),
-    ] = False,
+        Optional[bool],
+        typer.Option("--verbose", "-v", envvar=_env("verbose"), help="Also each reaped orphan."),
+    ] = None,
+    config: Annotated[
+        Optional[str], typer.Option(envvar=_env("config"), help="A TOML file of settings ([gsup]).")
+    ] = None,
+    after: Annotated[
+        Optional[str], typer.Option(help="drill: send the stop signal this long after the start.")
+    ] = None,
+    ready: Annotated[
+        Optional[str],
+        typer.Option(help="drill: wait for tcp=HOST:PORT, http=URL or file=PATH first."),
+    ] = None,
+    probe: Annotated[
+        Optional[str],
+        typer.Option(help="drill: send requests to URL during the stop, count failures."),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> int:
-    if not command:
-        raise UsageError(f"missing command: {USAGE}")
-    if log_format not in ("text", "json"):
-        raise UsageError(f"--log-format: {log_format!r} is not one of text, json")
-    plan = Plan(
-        program=ProgramSpec(argv=tuple(os.fsencode(a) for a in command), user=user),
-        grace=_duration("--grace", grace) if grace is not None else 10.0,
-        stop_delay=_duration("--stop-delay", stop_delay),
-        stop_signal=_signal("--stop-signal", stop_signal) if stop_signal else None,
-        rewrite=tuple(_rewrite(r) for r in rewrite or ()),
-        forward_to=forward_to,
-        success_codes=frozenset(_exit_code(c) for c in success_code or ()),
-        success_on_stop=success_on_stop,
-        parent_death_signal=_signal("--parent-death-signal", parent_death_signal)
-        if parent_death_signal
-        else None,
-    )
-    sink = make_sink(log_format, quiet=quiet, verbose=verbose)
-    return _supervise(plan, sink)
+    mode = ctx.meta.get("gsup_mode", "run")
+    given: Dict[str, Setting] = {}
+    for name in OPTIONS:
+        source = ctx.get_parameter_source(name)
+        kind = getattr(source, "name", "DEFAULT")
+        if kind in ("COMMANDLINE", "ENVIRONMENT"):
+            given[name] = Setting(
+                ctx.params[name], Source.FLAG if kind == "COMMANDLINE" else Source.ENV
+            )
+    if mode != "drill":
+        for name, v in (("--after", after), ("--ready", ready), ("--probe", probe)):
+            if v is not None:
+                raise UsageError(f"{name} is an option of gsup drill")
+    argv = tuple(os.fsencode(a) for a in command or ())
+    if not argv and mode != "check":
+        raise UsageError(f"missing command: {USAGE.split(' | ')[0 if mode == 'run' else 2]}")
 
+    from gsup.config import resolve
 
-def _duration(option: str, text: str) -> float:
-    try:
-        return parse_duration(text)
-    except UsageError as e:
-        raise UsageError(f"{option}: {e.message}") from None
+    resolved = resolve(given, argv, config_path=config, environ=os.environ)
+    if mode == "check":
+        from gsup.check import print_check
 
+        return print_check(resolved, config_path=config)
+    if mode == "drill":
+        from gsup.drill import DrillOptions, run_drill
 
-def _signal(option: str, text: str) -> signal.Signals:
-    try:
-        return parse_signal(text)
-    except UsageError as e:
-        raise UsageError(f"{option}: {e.message}") from None
-
-
-def _rewrite(text: str) -> tuple[signal.Signals, signal.Signals]:
-    src, sep, dst = text.partition(":")
-    if not sep:
-        raise UsageError(f"--rewrite: {text!r} is not FROM:TO (e.g. TERM:QUIT)")
-    pair = parse_signal(src), parse_signal(dst)
-    if pair[0] in UNCATCHABLE:
-        raise UsageError(f"--rewrite: {pair[0].name} cannot be caught, so it cannot be rewritten")
-    return pair
-
-
-def _exit_code(n: int) -> int:
-    if not 0 <= n <= 255:
-        raise UsageError(f"--success-code: {n} is not an exit code (0-255)")
-    return n
+        return run_drill(
+            resolved,
+            ctx.meta["gsup_argv"],
+            DrillOptions.parse(after=after, ready=ready, probe=probe),
+        )
+    sink = make_sink(resolved.log_format, quiet=resolved.quiet, verbose=resolved.verbose)
+    return _supervise(resolved.plan, sink)
 
 
 def make_sink(log_format: str, *, quiet: bool, verbose: bool) -> Sink:
@@ -186,9 +232,12 @@ def _supervise(plan: Plan, sink: Sink) -> int:
 
 def main(argv: Optional[List[str]] = None) -> NoReturn:
     """The ``gsup`` console script."""
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    mode = "run"
+    if args and args[0] in MODES:
+        mode, args = args[0], args[1:]
     try:
-        result = app(args=args, prog_name="gsup", standalone_mode=False)
+        result = _invoke(args, mode)
         code = result if isinstance(result, int) else 0
     except GsupError as e:
         _print_error(e.message)
@@ -196,7 +245,7 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
     except typer.Exit as e:
         code = e.exit_code
     except _ClickException as e:
-        _print_error(f"{e.format_message()} (usage: {USAGE}; see gsup --help)")  # type: ignore[attr-defined]
+        _print_error(f"{e.format_message()} (usage: {USAGE.split(' | ')[0]}; see gsup --help)")  # type: ignore[attr-defined]
         code = EXIT_USAGE
     except typer.Abort:
         code = 128 + 2
@@ -205,6 +254,15 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
         traceback.print_exc()
         code = EXIT_INTERNAL
     sys.exit(code)
+
+
+def _invoke(args: List[str], mode: str) -> object:
+    command = typer.main.get_command(app)
+    original = list(args)  # click consumes the list it parses
+    with command.make_context(f"gsup {mode}" if mode != "run" else "gsup", args) as ctx:
+        ctx.meta["gsup_mode"] = mode
+        ctx.meta["gsup_argv"] = original
+        return command.invoke(ctx)
 
 
 def _print_error(message: str) -> None:

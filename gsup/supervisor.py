@@ -243,6 +243,7 @@ class _Run:
         scan and the kill. Processes already dead but not yet reaped count as
         killed: the group kill got them.
         """
+        before = {p.pid for p in _descendants()}  # to count what the group kill takes
         if not self.terminal:
             try:
                 os.killpg(self.pgid, signal.SIGKILL)
@@ -250,7 +251,7 @@ class _Run:
                 pass
         elif self.child_alive:
             _signal_pid(self.pid, signal.SIGKILL)
-        seen: set[int] = set()
+        seen: set[int] = set(before)
         for _ in range(100):
             fresh = [p for p in _descendants() if p.pid not in seen]
             if not fresh:

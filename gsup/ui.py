@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gsup.config import Resolved
 from gsup.log import VERBOSE_KINDS, report_rows
 from gsup.model import Outcome
+from gsup.units import format_duration
 
 _REDRAW = 0.1  # seconds between countdown frames; only while a stop is under way
 
@@ -71,3 +73,47 @@ class TerminalSink:
     def error(self, message: str) -> None:
         self._clear_line()
         self.console.print(Text(f"gsup: error: {message}", style="bold red"))
+
+
+def render_check(resolved: Resolved, rows: list[tuple[str, str, str]]) -> None:
+    """``gsup check`` on a terminal: a settings table and the timeline as a bar."""
+    from gsup import budget as budget_mod
+
+    console = Console(highlight=False)
+    table = Table(title="gsup check: configuration is valid", title_justify="left", box=None)
+    table.add_column("option", style="bold")
+    table.add_column("value")
+    table.add_column("from", style="dim")
+    for option, value, origin in rows:
+        table.add_row(option, value, origin)
+    console.print(table)
+    prog = resolved.plan.program
+    console.print(Text(f"\ncommand: {prog.display if prog.argv else '(none given)'}\n"))
+
+    b = resolved.budget
+    end = b.deadline if b.deadline is not None else b.kill_at * 1.1 or 1.0
+    width = max(20, min(72, console.width - 10))
+
+    def col(t: float) -> int:
+        return min(width, round(width * t / end)) if end > 0 else 0
+
+    drain, kill = col(b.stop_delay), col(b.kill_at)
+    bar = Text()
+    bar.append("▒" * drain, style="blue")
+    bar.append("█" * (kill - drain), style="yellow")
+    bar.append("░" * (width - kill), style="green" if b.deadline is not None else "dim")
+    console.print(Text("shutdown timeline", style="bold"))
+    console.print(Text("  0s ").append(bar).append(f" {format_duration(end)}"))
+    legend = Text("  ")
+    if b.stop_delay:
+        legend.append("▒ drain ", style="blue").append(f"{format_duration(b.stop_delay)}   ")
+    legend.append("█ grace ", style="yellow").append(f"{format_duration(b.grace)}   ")
+    if b.deadline is not None:
+        legend.append("░ margin ", style="green").append(
+            f"{format_duration(b.deadline - b.kill_at)}"
+        )
+    console.print(legend)
+    for t, what in budget_mod.timeline(b):
+        console.print(
+            Text.assemble(("  t=", "dim"), (f"{format_duration(t):>6}", "bold"), f"  {what}")
+        )
