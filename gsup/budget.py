@@ -99,9 +99,7 @@ def _row(
     *,
     signals_every_process: bool = False,
 ) -> Tuple[Platform, PlatformInfo]:
-    return platform, PlatformInfo(
-        platform, variables, first_signal, deadline, signals_every_process, note
-    )
+    return platform, PlatformInfo(platform, variables, first_signal, deadline, signals_every_process, note)
 
 
 #: The SPEC §4 table, one row per platform, in the SPEC's order.
@@ -164,8 +162,7 @@ PLATFORMS: Mapping[Platform, PlatformInfo] = types.MappingProxyType(
                 ("INVOCATION_ID",),
                 signal.SIGTERM,
                 90.0,
-                "TERM to the whole cgroup by default (use KillMode=mixed); "
-                "TimeoutStopSec, default 90s",
+                "TERM to the whole cgroup by default (use KillMode=mixed); TimeoutStopSec, default 90s",
                 signals_every_process=True,
             ),
             _row(
@@ -402,16 +399,12 @@ def timeline(budget: Budget) -> list[tuple[float, str]]:
         arrival = "stop requested (TERM, INT or QUIT reaches gsup)"
     events: list[tuple[float, str]] = [(0.0, arrival)]
     if budget.stop_delay > 0:
-        events.append(
-            (0.0, f"drain starts: the child is not signalled for {_fmt(budget.stop_delay)}")
-        )
+        events.append((0.0, f"drain starts: the child is not signalled for {_fmt(budget.stop_delay)}"))
         sent = "drain ends: gsup sends the stop signal to the child"
     else:
         sent = "gsup sends the stop signal to the child"
     events.append((budget.stop_delay, f"{sent}; the grace of {_fmt(budget.grace)} starts"))
-    events.append(
-        (budget.kill_at, "grace ends: gsup sends SIGKILL to every process left, reaps, reports")
-    )
+    events.append((budget.kill_at, "grace ends: gsup sends SIGKILL to every process left, reaps, reports"))
     slack = budget.slack
     if budget.deadline is not None and slack is not None:
         events.append(
