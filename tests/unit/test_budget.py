@@ -141,7 +141,7 @@ def test_empty_variable_does_not_count() -> None:
         ({"container": "oci"}, (), Platform.DOCKER),
         ({"container": ""}, (), Platform.NONE),
         ({}, (), Platform.NONE),
-        ({"HOME": "/root", "PATH": "/bin"}, ("/etc/passwd",), Platform.NONE),
+        ({"HOME": "/home/app", "PATH": "/bin"}, ("/etc/passwd",), Platform.NONE),
     ],
 )
 def test_generic_container_detection(
