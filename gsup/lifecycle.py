@@ -116,9 +116,7 @@ class Lifecycle:
 
     # -- events --------------------------------------------------------------
 
-    def on_signal(
-        self, sig: int, now: float, *, delivered: bool = False, sender: int = 0
-    ) -> list[Action]:
+    def on_signal(self, sig: int, now: float, *, delivered: bool = False, sender: int = 0) -> list[Action]:
         """A signal reached gsup. *delivered*: the child's group already got it
         from the kernel (a key typed at the terminal both share)."""
         actions: list[Action] = [
@@ -136,14 +134,12 @@ class Lifecycle:
             actions += self._on_stop_signal(sig, now, delivered=delivered, sender=sender)
         else:
             if not delivered:
-                actions += self._forward(self.plan.rewritten(signal.Signals(sig)))
+                actions += self._forward(self.plan.rewritten(sig))
             if sig in _JOB_CONTROL and self.terminal and not self.pid1:
                 actions.append(SuspendSelf())
         return actions
 
-    def on_child_exit(
-        self, status: ChildStatus, now: float, *, others_remain: bool
-    ) -> list[Action]:
+    def on_child_exit(self, status: ChildStatus, now: float, *, others_remain: bool) -> list[Action]:
         """The supervised child was reaped; *others_remain*: descendants still alive."""
         self.child_status = status
         self.child_exited_at = now
@@ -158,7 +154,7 @@ class Lifecycle:
             return actions  # everything already got SIGKILL; wait for the reaping
         # Descendants outlive the child. They are part of the job: they get the
         # stop signal and the rest of the grace, then SIGKILL (never left behind).
-        sig = self.stop_sent or self.plan.stop_signal or signal.SIGTERM
+        sig = self.stop_sent or self._pending_stop or self.plan.stop_signal or signal.SIGTERM
         outside_only = self.phase is Phase.STOPPING
         if self.kill_at is None:
             self.kill_at = now + self.plan.grace
@@ -202,14 +198,12 @@ class Lifecycle:
             Note("signal_forwarded", f"forwarded {signal_name(sig)}", {"signal": signal_name(sig)}),
         ]
 
-    def _on_stop_signal(
-        self, sig: int, now: float, *, delivered: bool, sender: int
-    ) -> list[Action]:
+    def _on_stop_signal(self, sig: int, now: float, *, delivered: bool, sender: int) -> list[Action]:
         if self.stop_requested_at is None:
             self.stop_requested_at = now
             self.stop_received = sig
             self.stop_sender = sender
-            stop_sig = self.plan.stop_signal or self.plan.rewritten(signal.Signals(sig))
+            stop_sig = self.plan.stop_signal or self.plan.rewritten(sig)
             if delivered and stop_sig == sig:
                 # The terminal sent it to the child too: no drain, no second copy.
                 self.stop_sent = sig

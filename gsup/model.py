@@ -22,15 +22,53 @@ class ForwardTo(str, enum.Enum):
     CHILD = "child"
 
 
+class Restart(str, enum.Enum):
+    """When a program that exited is started again (many-programs mode)."""
+
+    NEVER = "never"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True)
+class ReadySpec:
+    """How to tell that a program is ready: one probe kind and its timing."""
+
+    kind: str  # tcp | http | file | command
+    target: str  # HOST:PORT, URL or PATH; for command, the display form
+    argv: Tuple[bytes, ...] = ()  # for command
+    timeout: float = 30.0
+    interval: float = 0.25
+
+
+@dataclass(frozen=True)
+class RestartSpec:
+    policy: Restart = Restart.NEVER
+    max_restarts: int = 5
+    backoff: float = 0.5  # the first delay; doubled after each restart
+    backoff_max: float = 30.0
+
+
 @dataclass(frozen=True)
 class ProgramSpec:
     """One program to run: its argv (bytes, passed byte-exact) and how."""
 
     argv: Tuple[bytes, ...]
     name: str = "main"
-    env: Optional[Mapping[bytes, bytes]] = None  # None: exactly gsup's own environment
+    #: Variables set over gsup's own environment; None and {} both mean
+    #: exactly gsup's environment.
+    env: Optional[Mapping[bytes, bytes]] = None
     cwd: Optional[str] = None
     user: Optional[str] = None
+    # -- many-programs mode only ---------------------------------------------
+    stop_signal: Optional[signal.Signals] = None
+    grace: Optional[float] = None  # None: the whole grace of the plan
+    depends_on: Tuple[str, ...] = ()
+    oneshot: bool = False
+    ready: Optional[ReadySpec] = None
+    restart: RestartSpec = RestartSpec()
+    prefix: Optional[str] = ""  # "": the name; None: raw passthrough of stdio
+    timestamps: bool = False
 
     @property
     def display(self) -> str:
@@ -43,6 +81,9 @@ class Plan:
     """Everything the supervisor needs, resolved and validated."""
 
     program: ProgramSpec
+    #: Many-programs mode (a TOML file): the programs, in start order. Empty in
+    #: single-command mode, where ``program`` is the one.
+    programs: Tuple[ProgramSpec, ...] = ()
     grace: float = 10.0
     stop_delay: float = 0.0
     stop_signal: Optional[signal.Signals] = None  # None: the signal gsup received
@@ -55,7 +96,7 @@ class Plan:
     #: gives up on them (a process in uninterruptible sleep cannot die at once).
     kill_wait: float = 2.0
 
-    def rewritten(self, sig: signal.Signals) -> signal.Signals:
+    def rewritten(self, sig: int) -> int:
         """The signal to deliver when *sig* is to be forwarded."""
         for src, dst in self.rewrite:
             if src == sig:

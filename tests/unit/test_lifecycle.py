@@ -323,11 +323,6 @@ def test_ctrl_z_suspends_gsup_at_a_terminal() -> None:
     assert not any(isinstance(a, SuspendSelf) for a in as_pid1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lifecycle bug: on_signal calls signal.Signals(sig), which raises ValueError for "
-    "real-time signals 35..63 (signals.CATCHABLE includes them)",
-)
 def test_realtime_signals_are_forwarded() -> None:
     """A real-time signal (SIGRTMIN+6, not a signal.Signals member) is forwarded like any other."""
     sig = int(signal.SIGRTMIN) + 6
@@ -409,11 +404,6 @@ def test_child_reaped_after_sigkill_with_others_left() -> None:
     assert m.done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lifecycle bug: on_child_exit during DRAINING sends stop_sent or --stop-signal or "
-    "SIGTERM to the leftovers, ignoring the pending (rewritten) stop signal",
-)
 def test_leftovers_during_the_drain_get_the_rewritten_stop_signal() -> None:
     """Leftovers of a child that exits during the drain get the stop signal after --rewrite."""
     m = _machine(stop_delay=5.0, rewrite=((TERM, QUIT),))
