@@ -21,11 +21,7 @@ from gsup.config import OPTIONS, Setting, Source
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError
 from gsup.model import Plan, Sink
 
-USAGE = (
-    "gsup [OPTIONS] -- CMD [ARG...]"
-    " | gsup check [OPTIONS] [-- CMD...]"
-    " | gsup drill [OPTIONS] -- CMD..."
-)
+USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
 MODES = ("check", "drill")
 
 HELP = """Supervise CMD as PID 1 or as a wrapper: forward every signal, reap zombies,
@@ -68,9 +64,7 @@ def _env(name: str) -> str:
 @app.command(help=HELP)
 def run(
     ctx: typer.Context,
-    command: Annotated[
-        Optional[List[str]], typer.Argument(help="The command and its arguments.")
-    ] = None,
+    command: Annotated[Optional[List[str]], typer.Argument(help="The command and its arguments.")] = None,
     grace: Annotated[
         Optional[str],
         typer.Option(
@@ -109,9 +103,7 @@ def run(
     ] = None,
     rewrite: Annotated[
         Optional[List[str]],
-        typer.Option(
-            envvar=_env("rewrite"), help="FROM:TO, repeatable: translate a forwarded signal."
-        ),
+        typer.Option(envvar=_env("rewrite"), help="FROM:TO, repeatable: translate a forwarded signal."),
     ] = None,
     forward_to: Annotated[
         Optional[str],
@@ -119,9 +111,7 @@ def run(
     ] = None,
     success_code: Annotated[
         Optional[List[str]],
-        typer.Option(
-            envvar=_env("success_code"), help="Repeatable: exit code reported as 0 after a stop."
-        ),
+        typer.Option(envvar=_env("success_code"), help="Repeatable: exit code reported as 0 after a stop."),
     ] = None,
     success_on_stop: Annotated[
         Optional[bool],
@@ -136,9 +126,7 @@ def run(
     ] = None,
     parent_death_signal: Annotated[
         Optional[str],
-        typer.Option(
-            envvar=_env("parent_death_signal"), help="Signal for the child if gsup is killed."
-        ),
+        typer.Option(envvar=_env("parent_death_signal"), help="Signal for the child if gsup is killed."),
     ] = None,
     log_format: Annotated[
         Optional[str], typer.Option(envvar=_env("log_format"), help="text (default) or json.")
@@ -175,20 +163,18 @@ def run(
         source = ctx.get_parameter_source(name)
         kind = getattr(source, "name", "DEFAULT")
         if kind in ("COMMANDLINE", "ENVIRONMENT"):
-            given[name] = Setting(
-                ctx.params[name], Source.FLAG if kind == "COMMANDLINE" else Source.ENV
-            )
+            given[name] = Setting(ctx.params[name], Source.FLAG if kind == "COMMANDLINE" else Source.ENV)
     if mode != "drill":
         for name, v in (("--after", after), ("--ready", ready), ("--probe", probe)):
             if v is not None:
                 raise UsageError(f"{name} is an option of gsup drill")
     argv = tuple(os.fsencode(a) for a in command or ())
-    if not argv and mode != "check":
-        raise UsageError(f"missing command: {USAGE.split(' | ')[0 if mode == 'run' else 2]}")
 
     from gsup.config import resolve
 
     resolved = resolve(given, argv, config_path=config, environ=os.environ)
+    if not argv and not resolved.plan.programs and mode != "check":
+        raise UsageError(f"missing command: {USAGE.split(' | ')[0 if mode == 'run' else 2]}")
     if mode == "check":
         from gsup.check import print_check
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 import os
+import re
+import shlex
 import signal
 import sys
 from collections.abc import Mapping
@@ -20,7 +22,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from gsup import budget
 from gsup.errors import UsageError
-from gsup.model import ForwardTo, Plan, ProgramSpec
+from gsup.model import ForwardTo, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
+from gsup.readiness import Probe
 from gsup.units import UNCATCHABLE, parse_duration, parse_signal
 
 
@@ -108,9 +111,7 @@ def file_settings(path: str, data: Mapping[str, Any]) -> dict[str, object]:
         raise UsageError(f"{path}: [gsup] must be a table")
     for key in table:
         if key not in OPTIONS:
-            raise UsageError(
-                f"{path}: [gsup] unknown key {key!r} (valid: {', '.join(sorted(OPTIONS))})"
-            )
+            raise UsageError(f"{path}: [gsup] unknown key {key!r} (valid: {', '.join(sorted(OPTIONS))})")
     return dict(table)
 
 
@@ -144,7 +145,8 @@ def resolve(
     exists: Callable[[str], bool] = os.path.exists,
 ) -> Resolved:
     """Build the plan for *command* from flags/env (*given*) and the config file."""
-    from_file = file_settings(config_path, load_file(config_path)) if config_path else {}
+    data = load_file(config_path) if config_path else {}
+    from_file = file_settings(config_path, data) if config_path else {}
     settings = merge(given, from_file)
 
     def value(name: str, parse: Callable[[Any], Any], *, kinds: tuple[type, ...] = (str,)) -> Any:
@@ -152,9 +154,7 @@ def resolve(
         if s.value is None:
             return None
         if not isinstance(s.value, kinds) or (isinstance(s.value, bool) and bool not in kinds):
-            raise UsageError(
-                f"{_where(name, s, config_path)}: expected {kinds[0].__name__}, got {s.value!r}"
-            )
+            raise UsageError(f"{_where(name, s, config_path)}: expected {kinds[0].__name__}, got {s.value!r}")
         try:
             return parse(s.value)
         except UsageError as e:
@@ -194,8 +194,18 @@ def resolve(
         )
     forward_to = value("forward_to", _forward_to)
     log_format = value("log_format", _log_format)
+    programs: tuple[ProgramSpec, ...] = ()
+    if config_path and "programs" in data:
+        if command:
+            raise UsageError(
+                f"{config_path} has [programs]: give either a command after -- or programs, not both"
+            )
+        programs = programs_from(config_path, data, the_budget.grace)
+        if not programs:
+            raise UsageError(f"{config_path}: [programs] is empty")
     plan = Plan(
         program=ProgramSpec(argv=tuple(command), user=value("user", str)),
+        programs=programs,
         grace=the_budget.grace,
         stop_delay=the_budget.stop_delay,
         stop_signal=value("stop_signal", _signal, kinds=(str, int)),
@@ -250,3 +260,200 @@ def _exit_code(v: object) -> int:
     if not 0 <= n <= 255:
         raise UsageError(f"{n} is not an exit code (0-255)")
     return n
+
+
+# -- [programs.NAME] tables (many-programs mode) -----------------------------
+
+_PROGRAM_KEYS = {
+    "command",
+    "shell",
+    "env",
+    "cwd",
+    "user",
+    "stop_signal",
+    "grace",
+    "depends_on",
+    "oneshot",
+    "ready",
+    "restart",
+    "max_restarts",
+    "backoff",
+    "backoff_max",
+    "prefix",
+    "timestamps",
+}
+_READY_KEYS = {"tcp", "http", "file", "command", "timeout", "interval"}
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class _Table:
+    """Typed access to one TOML table, with errors naming the file and key."""
+
+    def __init__(self, path: str, where: str, table: Mapping[str, Any], keys: set[str]) -> None:
+        self.path, self.where, self.table = path, where, table
+        for key in table:
+            if key not in keys:
+                raise UsageError(f"{path}: {where} unknown key {key!r} (valid: {', '.join(sorted(keys))})")
+
+    def fail(self, key: str, message: str) -> UsageError:
+        return UsageError(f"{self.path}: {self.where} {key}: {message}")
+
+    def get(self, key: str, kinds: tuple[type, ...], what: str, default: Any = None) -> Any:
+        if key not in self.table:
+            return default
+        v = self.table[key]
+        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
+            raise self.fail(key, f"expected {what}, got {v!r}")
+        return v
+
+    def duration(self, key: str, default: Optional[float] = None) -> Optional[float]:
+        v = self.get(key, (str, int, float), "a duration like 30s", None)
+        if v is None:
+            return default
+        try:
+            return parse_duration(str(v))
+        except UsageError as e:
+            raise self.fail(key, e.message) from None
+
+    def strings(self, key: str) -> list[str]:
+        v = self.get(key, (list,), "a list of strings", [])
+        if not all(isinstance(x, str) for x in v):
+            raise self.fail(key, f"expected a list of strings, got {v!r}")
+        return list(v)
+
+
+def _argv(t: _Table, key: str, *, shell: bool) -> tuple[bytes, ...]:
+    v = t.get(key, (str, list), "a list of strings or a string", None)
+    if v is None:
+        raise t.fail(key, "missing (the program's command)")
+    if isinstance(v, str):
+        if shell:
+            return (b"/bin/sh", b"-c", os.fsencode(v))
+        try:
+            parts = shlex.split(v)
+        except ValueError as e:
+            raise t.fail(key, f"cannot split {v!r}: {e}") from None
+    else:
+        if shell:
+            raise t.fail("shell", "shell = true needs command as a string")
+        parts = t.strings(key)
+    if not parts or not parts[0]:
+        raise t.fail(key, "empty command")
+    return tuple(os.fsencode(p) for p in parts)
+
+
+def _ready(path: str, name: str, raw: Any) -> ReadySpec:
+    where = f"[programs.{name}.ready]"
+    if not isinstance(raw, dict):
+        example = '{ tcp = "127.0.0.1:8000" }'
+        raise UsageError(f"{path}: [programs.{name}] ready: expected a table like {example}")
+    t = _Table(path, where, raw, _READY_KEYS)
+    kinds = [k for k in ("tcp", "http", "file", "command") if k in raw]
+    if len(kinds) != 1:
+        raise UsageError(f"{path}: {where} needs exactly one of tcp, http, file, command")
+    kind = kinds[0]
+    timeout = t.duration("timeout", 30.0)
+    interval = t.duration("interval", 0.25)
+    assert timeout is not None and interval is not None  # defaults given
+    if kind == "command":
+        argv = _argv(t, "command", shell=False)
+        return ReadySpec(kind, " ".join(os.fsdecode(a) for a in argv), argv, timeout, interval)
+    target = t.get(kind, (str,), "a string", None)
+    try:
+        probe = Probe.parse(f"{kind}={target}")
+    except UsageError as e:
+        raise t.fail(kind, e.message.split(": ", 1)[-1]) from None
+    return ReadySpec(probe.kind, probe.target, (), timeout, interval)
+
+
+def programs_from(path: str, data: Mapping[str, Any], grace: float) -> tuple[ProgramSpec, ...]:
+    """The validated programs of a config file, in start (dependency) order."""
+    tables = data.get("programs", {})
+    if not isinstance(tables, dict):
+        raise UsageError(f"{path}: programs must be tables: [programs.NAME]")
+    specs: dict[str, ProgramSpec] = {}
+    for name, raw in tables.items():
+        if not _NAME.fullmatch(name):
+            raise UsageError(f"{path}: [programs.{name}] is not a valid name (letters, digits, _ . -)")
+        if not isinstance(raw, dict):
+            raise UsageError(f"{path}: [programs.{name}] must be a table")
+        t = _Table(path, f"[programs.{name}]", raw, _PROGRAM_KEYS)
+        shell = t.get("shell", (bool,), "true or false", False)
+        env_raw = t.get("env", (dict,), "a table of strings", {})
+        for k, v in env_raw.items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise t.fail("env", f"{k}: expected a string, got {v!r}")
+        stop_raw = t.get("stop_signal", (str, int), "a signal like TERM", None)
+        try:
+            stop_signal = parse_signal(str(stop_raw)) if stop_raw is not None else None
+        except UsageError as e:
+            raise t.fail("stop_signal", e.message) from None
+        program_grace = t.duration("grace")
+        if program_grace is not None and program_grace > grace:
+            raise t.fail(
+                "grace",
+                f"{program_grace:g}s is over the budget's grace of {grace:g}s "
+                "(every program stops within the one grace)",
+            )
+        restart_raw = t.get("restart", (str,), "never, on-failure or always", "never")
+        try:
+            policy = Restart(restart_raw)
+        except ValueError:
+            raise t.fail("restart", f"{restart_raw!r} is not one of never, on-failure, always") from None
+        max_restarts = t.get("max_restarts", (int,), "an integer", 5)
+        if max_restarts < 0:
+            raise t.fail("max_restarts", "must not be negative")
+        prefix_raw = t.get("prefix", (str, bool), "a string or false", True)
+        prefix = name if prefix_raw is True else None if prefix_raw is False else prefix_raw
+        oneshot = t.get("oneshot", (bool,), "true or false", False)
+        if oneshot and policy is Restart.ALWAYS:
+            raise t.fail("restart", "a oneshot cannot restart always")
+        specs[name] = ProgramSpec(
+            argv=_argv(t, "command", shell=shell),
+            name=name,
+            env={os.fsencode(k): os.fsencode(str(v)) for k, v in env_raw.items()},
+            cwd=t.get("cwd", (str,), "a path", None),
+            user=t.get("user", (str,), "USER[:GROUP]", None),
+            stop_signal=stop_signal,
+            grace=program_grace,
+            depends_on=tuple(t.strings("depends_on")),
+            oneshot=oneshot,
+            ready=_ready(path, name, raw["ready"]) if "ready" in raw else None,
+            restart=RestartSpec(
+                policy=policy,
+                max_restarts=max_restarts,
+                backoff=t.duration("backoff", 0.5) or 0.0,
+                backoff_max=t.duration("backoff_max", 30.0) or 0.0,
+            ),
+            prefix=prefix,
+            timestamps=t.get("timestamps", (bool,), "true or false", False),
+        )
+    for name, spec in specs.items():
+        for dep in spec.depends_on:
+            if dep not in specs:
+                raise UsageError(f"{path}: [programs.{name}] depends_on: unknown program {dep!r}")
+            if dep == name:
+                raise UsageError(f"{path}: [programs.{name}] depends_on: a program cannot depend on itself")
+    return tuple(specs[n] for n in start_order(path, specs))
+
+
+def start_order(path: str, specs: Mapping[str, ProgramSpec]) -> list[str]:
+    """Dependencies first, file order otherwise; a cycle is an error naming it."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: visiting, 2: done
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*trail[trail.index(name) :], name]
+            raise UsageError(f"{path}: dependency cycle: {' -> '.join(cycle)}")
+        state[name] = 1
+        for dep in specs[name].depends_on:
+            visit(dep, [*trail, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in specs:
+        visit(name, [])
+    return order

@@ -50,9 +50,7 @@ class DrillOptions:
     probe: Optional[str]
 
     @classmethod
-    def parse(
-        cls, *, after: Optional[str], ready: Optional[str], probe: Optional[str]
-    ) -> DrillOptions:
+    def parse(cls, *, after: Optional[str], ready: Optional[str], probe: Optional[str]) -> DrillOptions:
         if after is not None and ready is not None:
             raise UsageError("gsup drill: give --after or --ready, not both")
         if probe is not None and not probe.startswith(("http://", "https://")):
@@ -266,13 +264,9 @@ def _verdict(
     if escaped:
         reasons.append(f"{escaped} process(es) escaped supervision")
     if options.probe:
-        lines.append(
-            f"  probe           {counts.failed} of {counts.sent} requests failed ({options.probe})"
-        )
+        lines.append(f"  probe           {counts.failed} of {counts.sent} requests failed ({options.probe})")
         if counts.failed:
-            reasons.append(
-                f"{counts.failed} of {counts.sent} probe requests failed during the stop"
-            )
+            reasons.append(f"{counts.failed} of {counts.sent} probe requests failed during the stop")
     verdict = "FAIL" if reasons else "PASS"
     lines.append(f"  verdict         {verdict}")
     lines += [f"    - {r}" for r in reasons]

@@ -30,9 +30,7 @@ def report_fields(o: Outcome) -> dict[str, object]:
         "command": o.program.display,
         "pid": o.pid,
         "status": o.status.describe() if o.status else None,
-        "stop_signal_received": signal_name(o.stop_signal_received)
-        if o.stop_signal_received
-        else None,
+        "stop_signal_received": signal_name(o.stop_signal_received) if o.stop_signal_received else None,
         "stop_signal_sender": o.stop_signal_sender,
         "stop_signal_sent": signal_name(o.stop_signal_sent) if o.stop_signal_sent else None,
         "stop_seconds": None if o.stop_seconds is None else round(o.stop_seconds, 6),
@@ -45,6 +43,22 @@ def report_fields(o: Outcome) -> dict[str, object]:
         "leftovers_surviving": o.leftovers_surviving,
         "orphans_reaped": o.orphans_reaped,
         "error": o.error,
+        "reason": o.reason,
+        "programs": [
+            {
+                "name": p.name,
+                "pid": p.pid,
+                "status": p.status.describe() if p.status else None,
+                "code": p.status.shell_code if p.status else None,
+                "stop_signal": signal_name(p.stop_signal) if p.stop_signal else None,
+                "stop_seconds": None if p.stop_seconds is None else round(p.stop_seconds, 6),
+                "force_killed": p.force_killed,
+                "restarts": p.restarts,
+                "failure": p.failure,
+                "started": p.started,
+            }
+            for p in o.programs
+        ],
     }
 
 
@@ -53,6 +67,8 @@ def report_rows(o: Outcome) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if o.error:
         rows.append(("failed", o.error))
+    if o.programs:
+        return _fleet_rows(o, rows)
     if o.stop_signal_received:
         sender = f" from pid {o.stop_signal_sender}" if o.stop_signal_sender else ""
         rows.append(("stopped by", f"{signal_name(o.stop_signal_received)}{sender}"))
@@ -76,6 +92,35 @@ def report_rows(o: Outcome) -> list[tuple[str, str]]:
     if o.leftovers_surviving:
         left.append(f"{o.leftovers_surviving} survived SIGKILL")
     rows.append(("leftovers", ", ".join(left) if left else "none"))
+    if o.orphans_reaped:
+        rows.append(("orphans", f"{o.orphans_reaped} reaped"))
+    rows.append(("exit", str(o.exit_code)))
+    return rows
+
+
+def _fleet_rows(o: Outcome, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if o.stop_signal_received:
+        sender = f" from pid {o.stop_signal_sender}" if o.stop_signal_sender else ""
+        rows.append(("stopped by", f"{signal_name(o.stop_signal_received)}{sender}"))
+    elif o.reason:
+        rows.append(("stopped by", o.reason))
+    for p in o.programs:
+        if not p.started:
+            text = "never started" + (f": {p.failure}" if p.failure else " (stopped before its turn)")
+        else:
+            text = f"pid {p.pid} {p.status.describe() if p.status else 'still running'}"
+            if p.stop_seconds is not None and p.stop_signal:
+                text += f", {p.stop_seconds:.3f}s after {signal_name(p.stop_signal)}"
+            if p.force_killed:
+                text += "; force-killed: SIGKILL when its grace ran out"
+            if p.restarts:
+                text += f"; restarted {p.restarts} time(s)"
+            if p.failure:
+                text += f"; FAILED: {p.failure}"
+        rows.append((p.name, text))
+    if o.stop_seconds is not None:
+        rows.append(("stop", f"took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace"))
+    rows.append(("leftovers", f"{o.leftovers_killed} killed" if o.leftovers_killed else "none"))
     if o.orphans_reaped:
         rows.append(("orphans", f"{o.orphans_reaped} reaped"))
     rows.append(("exit", str(o.exit_code)))

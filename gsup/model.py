@@ -135,6 +135,21 @@ class ChildStatus:
         return f"exited with {self.code}"
 
 
+@dataclass(frozen=True)
+class ProgramOutcome:
+    """How one program of many ended."""
+
+    name: str
+    pid: Optional[int]
+    status: Optional[ChildStatus]
+    stop_signal: Optional[int] = None
+    stop_seconds: Optional[float] = None
+    force_killed: bool = False
+    restarts: int = 0
+    failure: Optional[str] = None
+    started: bool = True
+
+
 class StopCause(str, enum.Enum):
     """What ended the supervision."""
 
@@ -166,6 +181,10 @@ class Outcome:
     leftovers_surviving: int = 0
     orphans_reaped: int = 0
     error: Optional[str] = None
+    #: Many-programs mode: every program's outcome, in start order, and why
+    #: the fleet stopped.
+    programs: Tuple[ProgramOutcome, ...] = ()
+    reason: Optional[str] = None
 
 
 class Sink(Protocol):

@@ -58,9 +58,7 @@ def resolve_user(spec: str) -> Credentials:
             raise UsageError(f"--user: no such group {group!r}") from None
     groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
     if os.geteuid() != 0 and uid != os.geteuid():
-        raise UsageError(
-            f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})"
-        )
+        raise UsageError(f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
     return Credentials(uid, gid, groups, name)
 
 
@@ -91,12 +89,14 @@ def spawn(
     env: Mapping[bytes, bytes],
     credentials: Optional[Credentials] = None,
     parent_death_signal: Optional[int] = None,
+    stdio: Optional[tuple[int, int, int]] = None,
 ) -> int:
     """Start *spec* and return its pid.
 
     The child gets its own process group when *own_group* (so that a signal
     to the group reaches its whole job and never gsup), default signal
-    dispositions and an empty mask, and the inherited stdio untouched.
+    dispositions and an empty mask, and the inherited stdio untouched (or
+    *stdio*: the descriptors to become its stdin, stdout and stderr).
     Raises CommandNotFound / CommandNotExecutable / SpawnFailed when exec
     fails; the failed child has then already exited and must still be reaped.
     """
@@ -112,6 +112,10 @@ def spawn(
             os.close(read_end)
             if own_group:
                 os.setpgid(0, 0)
+            if stdio is not None:
+                for target, fd in enumerate(stdio):
+                    if fd != target:
+                        os.dup2(fd, target)  # the copy is inheritable; the original closes on exec
             if parent_death_signal is not None:
                 linux.prctl(linux.PR_SET_PDEATHSIG, parent_death_signal)
                 if os.getppid() != parent_pid:  # gsup died before prctl took effect

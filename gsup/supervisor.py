@@ -65,9 +65,12 @@ def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
     Raises a ``GsupError`` when the program cannot be started; any other
     exception means gsup failed, after everything it started was killed.
     """
+    if plan.programs:
+        return _supervise_many(plan, sink, clock)
     spec = plan.program
     credentials = spawn.resolve_user(spec.user) if spec.user else None
-    env = dict(spec.env) if spec.env is not None else spawn.inherited_environment()
+    env = spawn.inherited_environment()
+    env.update(spec.env or {})
     with SignalInbox() as inbox:
         reaper.become_subreaper()
         terminal = foreground_terminal()
@@ -88,8 +91,34 @@ def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
         try:
             return run.loop()
         except BaseException:
-            run.cleanup_after_failure()
+            run.kill_all()
+            reap_remaining(inbox, plan.kill_wait)
             raise
+
+
+def _supervise_many(plan: Plan, sink: Sink, clock: Clock) -> Outcome:
+    from gsup.many import ManyRun
+
+    with SignalInbox() as inbox:
+        reaper.become_subreaper()
+        run = ManyRun(plan, sink, clock, inbox)
+        try:
+            return run.loop()
+        except BaseException:
+            run.kill_everything()
+            reap_remaining(inbox, plan.kill_wait)
+            raise
+
+
+def reap_remaining(inbox: SignalInbox, seconds: float) -> None:
+    """After SIGKILL: reap until no child is left, or *seconds* have passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _, remain = reaper.reap()
+        if not remain:
+            return
+        select.select([inbox.fd], [], [], min(0.05, max(0.0, deadline - time.monotonic())))
+        inbox.read()
 
 
 class _Run:
@@ -161,9 +190,7 @@ class _Run:
             if pid == self.pid:
                 self.child_alive = False
                 self._act(
-                    self.machine.on_child_exit(
-                        ChildStatus.from_wait(wait_status), now, others_remain=remain
-                    )
+                    self.machine.on_child_exit(ChildStatus.from_wait(wait_status), now, others_remain=remain)
                 )
             else:
                 self.tally.orphans_reaped += 1
@@ -213,19 +240,15 @@ class _Run:
 
     def _send(self, action: Send) -> None:
         if action.target is Target.LEFTOVERS:
-            for proc in _descendants():
+            for proc in descendants():
                 if action.outside_group_only and _pgid(proc.pid) == self.pgid:
                     continue
-                if _signal_pid(proc.pid, action.sig):
+                if signal_pid(proc.pid, action.sig):
                     self.tally.leftovers_signalled += 1
             return
-        if (
-            self.plan.forward_to is ForwardTo.CHILD
-            or self.terminal
-            or action.target is Target.CHILD
-        ):
+        if self.plan.forward_to is ForwardTo.CHILD or self.terminal or action.target is Target.CHILD:
             if self.child_alive:
-                _signal_pid(self.pid, action.sig)
+                signal_pid(self.pid, action.sig)
             return
         try:
             os.killpg(self.pgid, action.sig)
@@ -243,41 +266,26 @@ class _Run:
         scan and the kill. Processes already dead but not yet reaped count as
         killed: the group kill got them.
         """
-        before = {p.pid for p in _descendants()}  # to count what the group kill takes
+        before = {p.pid for p in descendants()}  # to count what the group kill takes
         if not self.terminal:
             try:
                 os.killpg(self.pgid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         elif self.child_alive:
-            _signal_pid(self.pid, signal.SIGKILL)
+            signal_pid(self.pid, signal.SIGKILL)
         seen: set[int] = set(before)
         for _ in range(100):
-            fresh = [p for p in _descendants() if p.pid not in seen]
+            fresh = [p for p in descendants() if p.pid not in seen]
             if not fresh:
                 break
             for proc in fresh:
                 seen.add(proc.pid)
-                _signal_pid(proc.pid, signal.SIGKILL)
+                signal_pid(proc.pid, signal.SIGKILL)
         seen.discard(self.pid)
         self.tally.leftovers_killed += len(seen)
         if seen:
-            self.sink.event(
-                "leftovers_killed", f"killed {len(seen)} leftover process(es)", count=len(seen)
-            )
-
-    def cleanup_after_failure(self) -> None:
-        """gsup itself failed: kill everything it started and reap it."""
-        try:
-            self.kill_all()
-        finally:
-            deadline = time.monotonic() + self.plan.kill_wait
-            while time.monotonic() < deadline:
-                _, remain = reaper.reap()
-                if not remain:
-                    break
-                select.select([self.inbox.fd], [], [], 0.05)
-                self.inbox.read()
+            self.sink.event("leftovers_killed", f"killed {len(seen)} leftover process(es)", count=len(seen))
 
     # -- the result ------------------------------------------------------------
 
@@ -289,7 +297,7 @@ class _Run:
         if m.phase is Phase.DONE and self.machine.kill_wait_end is not None:
             _, remain = reaper.reap()
             if remain:
-                self.tally.leftovers_surviving = len(_descendants())
+                self.tally.leftovers_surviving = len(descendants())
         code = status.exit_status(
             child,
             force_killed=m.force_killed,
@@ -323,7 +331,7 @@ class _Run:
 # -- process helpers (psutil is imported only when there is a process to find) --
 
 
-def _descendants() -> list[psutil.Process]:
+def descendants() -> list[psutil.Process]:
     import psutil
 
     try:
@@ -339,7 +347,7 @@ def _pgid(pid: int) -> int:
         return -1
 
 
-def _signal_pid(pid: int, sig: int) -> bool:
+def signal_pid(pid: int, sig: int) -> bool:
     try:
         os.kill(pid, sig)
         return True

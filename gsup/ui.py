@@ -109,11 +109,7 @@ def render_check(resolved: Resolved, rows: list[tuple[str, str, str]]) -> None:
         legend.append("▒ drain ", style="blue").append(f"{format_duration(b.stop_delay)}   ")
     legend.append("█ grace ", style="yellow").append(f"{format_duration(b.grace)}   ")
     if b.deadline is not None:
-        legend.append("░ margin ", style="green").append(
-            f"{format_duration(b.deadline - b.kill_at)}"
-        )
+        legend.append("░ margin ", style="green").append(f"{format_duration(b.deadline - b.kill_at)}")
     console.print(legend)
     for t, what in budget_mod.timeline(b):
-        console.print(
-            Text.assemble(("  t=", "dim"), (f"{format_duration(t):>6}", "bold"), f"  {what}")
-        )
+        console.print(Text.assemble(("  t=", "dim"), (f"{format_duration(t):>6}", "bold"), f"  {what}"))

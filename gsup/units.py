@@ -66,9 +66,7 @@ def parse_signal(text: str) -> signal.Signals:
     try:
         return signal.Signals[name]
     except KeyError:
-        raise UsageError(
-            f"invalid signal {text!r}: use a name like TERM or a number like 15"
-        ) from None
+        raise UsageError(f"invalid signal {text!r}: use a name like TERM or a number like 15") from None
 
 
 def signal_name(sig: int) -> str:
