@@ -87,8 +87,9 @@ def render_check(resolved: Resolved, rows: list[tuple[str, str, str]]) -> None:
     for option, value, origin in rows:
         table.add_row(option, value, origin)
     console.print(table)
-    prog = resolved.plan.program
-    console.print(Text(f"\ncommand: {prog.display if prog.argv else '(none given)'}\n"))
+    from gsup.check import program_lines
+
+    console.print(Text("\n" + "\n".join(program_lines(resolved)) + "\n"))
 
     b = resolved.budget
     end = b.deadline if b.deadline is not None else b.kill_at * 1.1 or 1.0
