@@ -17,9 +17,8 @@ from typing import Annotated, Dict, List, NoReturn, Optional
 import typer
 
 from gsup import __version__
-from gsup.config import OPTIONS, Setting, Source
+from gsup.config import OPTIONS, Resolved, Setting, Source
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError
-from gsup.model import Plan, Sink
 
 USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
 MODES = ("check", "drill")
@@ -187,28 +186,27 @@ def run(
             ctx.meta["gsup_argv"],
             DrillOptions.parse(after=after, ready=ready, probe=probe),
         )
-    sink = make_sink(resolved.log_format, quiet=resolved.quiet, verbose=resolved.verbose)
-    return _supervise(resolved.plan, sink)
+    return _supervise(resolved)
 
 
-def make_sink(log_format: str, *, quiet: bool, verbose: bool) -> Sink:
-    """JSON lines, a rich rendering on a terminal, or plain text lines."""
-    from gsup.log import JsonSink, TextSink
+def _supervise(resolved: "Resolved") -> int:
+    """Start, hand over to the lean supervising process, or supervise here."""
+    from gsup.lean import Handoff, handoff
+    from gsup.log import make_sink
+    from gsup.supervisor import start, supervise_many, supervise_spawned
 
-    if log_format == "json":
-        return JsonSink(quiet=quiet, verbose=verbose)
-    if sys.stderr is not None and sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
-        from gsup.ui import TerminalSink
-
-        return TerminalSink(quiet=quiet, verbose=verbose)
-    return TextSink(quiet=quiet, verbose=verbose)
-
-
-def _supervise(plan: Plan, sink: Sink) -> int:
-    from gsup.supervisor import supervise
-
+    plan = resolved.plan
+    options = {"quiet": resolved.quiet, "verbose": resolved.verbose}
     try:
-        outcome = supervise(plan, sink)
+        spawned = None if plan.programs else start(plan)
+    except GsupError as e:
+        make_sink(resolved.log_format, **options).error(e.message)
+        return e.exit_code
+    handoff(Handoff(plan, spawned, resolved.log_format, sys_path=tuple(sys.path), **options))
+    # Still here: no exec possible. Supervise in this process.
+    sink = make_sink(resolved.log_format, **options)
+    try:
+        outcome = supervise_many(plan, sink) if spawned is None else supervise_spawned(plan, sink, spawned)
     except GsupError as e:
         sink.error(e.message)
         return e.exit_code

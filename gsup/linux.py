@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 
@@ -34,6 +35,11 @@ def _check(result: int) -> int:
 def prctl(option: int, arg: int) -> int:
     """prctl(2) with one argument; raises OSError on failure."""
     return _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0))
+
+
+def set_name(name: bytes) -> None:
+    """The process name (``comm``: what ps -o comm and top show), 15 bytes at most."""
+    _check(_libc.prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0))
 
 
 def get_child_subreaper() -> bool:

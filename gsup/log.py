@@ -14,7 +14,7 @@ import sys
 import time
 from typing import IO, Callable, Optional
 
-from gsup.model import Outcome
+from gsup.model import Outcome, Sink
 from gsup.units import format_duration, signal_name
 
 #: Events shown only with --verbose.
@@ -200,3 +200,14 @@ class JsonSink:
 
     def error(self, message: str) -> None:
         self._emit("error", {"message": message})
+
+
+def make_sink(log_format: str, *, quiet: bool, verbose: bool) -> Sink:
+    """JSON lines, the rich rendering on a terminal, or plain text lines."""
+    if log_format == "json":
+        return JsonSink(quiet=quiet, verbose=verbose)
+    if sys.stderr is not None and sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        from gsup.ui import TerminalSink  # rich itself is imported at the first message
+
+        return TerminalSink(quiet=quiet, verbose=verbose)
+    return TextSink(quiet=quiet, verbose=verbose)

@@ -67,8 +67,6 @@ class ManyRun:
     def loop(self) -> Outcome:
         self._act(self.fleet.begin(self.clock()))
         while not self.fleet.done:
-            if self.fleet.stopping:
-                import psutil  # noqa: F401  # now, so no SIGKILL deadline waits for an import
             self._set_interest()
             for fd, _ in self.poller.poll(self._timeout_ms()):
                 if fd in self.pipes:

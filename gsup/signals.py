@@ -75,6 +75,11 @@ class Received:
         return self.code == SI_KERNEL
 
 
+def block_signals() -> None:
+    """Block every catchable signal: from now on they wait for the inbox."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+
+
 class SignalInbox:
     """Blocks every catchable signal and hands them out in order of arrival."""
 

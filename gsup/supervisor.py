@@ -29,7 +29,7 @@ from gsup import reaper, spawn, status
 from gsup.errors import GsupError
 from gsup.lifecycle import Action, KillAll, Lifecycle, Note, Phase, Send, SuspendSelf, Target
 from gsup.model import ChildStatus, ForwardTo, Outcome, Plan, Sink, StopCause
-from gsup.signals import SignalInbox
+from gsup.signals import SignalInbox, block_signals
 
 if TYPE_CHECKING:
     import psutil
@@ -59,35 +59,65 @@ class _Tally:
     leftovers_surviving: int = 0
 
 
+@dataclass(frozen=True)
+class Spawned:
+    """A started child, handed from the start to the loop (maybe across exec)."""
+
+    pid: int
+    terminal: bool
+    started: float
+
+
 def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
-    """Run ``plan.program`` to the end and say what happened.
+    """Run the plan to the end and say what happened.
 
     Raises a ``GsupError`` when the program cannot be started; any other
     exception means gsup failed, after everything it started was killed.
+    The signal mask is as before when it returns.
     """
-    if plan.programs:
-        return _supervise_many(plan, sink, clock)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        if plan.programs:
+            return supervise_many(plan, sink, clock)
+        return supervise_spawned(plan, sink, start(plan, clock), clock)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def start(plan: Plan, clock: Clock = time.monotonic) -> Spawned:
+    """Start the one program of *plan*, with every catchable signal blocked.
+
+    The mask stays: a signal that arrives from now on waits, pending, for the
+    loop (in this process, or in the lean one it execs into: a blocked mask
+    and pending signals survive execve).
+    """
     spec = plan.program
     credentials = spawn.resolve_user(spec.user) if spec.user else None
     env = spawn.inherited_environment()
     env.update(spec.env or {})
+    block_signals()
+    reaper.become_subreaper()
+    terminal = foreground_terminal()
+    started = clock()
+    try:
+        pid = spawn.spawn(
+            spec,
+            own_group=not terminal,
+            env=env,
+            credentials=credentials,
+            parent_death_signal=plan.parent_death_signal,
+        )
+    except GsupError as e:
+        if e.pid is not None:
+            reaper.collect(e.pid)  # the failed child exits right after reporting
+        raise
+    return Spawned(pid, terminal, started)
+
+
+def supervise_spawned(plan: Plan, sink: Sink, spawned: Spawned, clock: Clock = time.monotonic) -> Outcome:
+    """Supervise the child ``start`` started, to the end."""
     with SignalInbox() as inbox:
-        reaper.become_subreaper()
-        terminal = foreground_terminal()
-        started = clock()
-        try:
-            pid = spawn.spawn(
-                spec,
-                own_group=not terminal,
-                env=env,
-                credentials=credentials,
-                parent_death_signal=plan.parent_death_signal,
-            )
-        except GsupError as e:
-            if e.pid is not None:
-                reaper.collect(e.pid)  # the failed child exits right after reporting
-            raise
-        run = _Run(plan, sink, clock, inbox, pid, terminal=terminal, started=started)
+        run = _Run(plan, sink, clock, inbox, spawned.pid, terminal=spawned.terminal, started=spawned.started)
         try:
             return run.loop()
         except BaseException:
@@ -96,7 +126,8 @@ def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
             raise
 
 
-def _supervise_many(plan: Plan, sink: Sink, clock: Clock) -> Outcome:
+def supervise_many(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
+    """Supervise the programs of a TOML plan, to the end."""
     from gsup.many import ManyRun
 
     with SignalInbox() as inbox:
@@ -161,8 +192,6 @@ class _Run:
         poller.register(self.inbox.fd, select.POLLIN)
         self._wake()  # the child may have died before the first wait
         while not self.machine.done:
-            if self.machine.phase in (Phase.STOPPING, Phase.LINGERING):
-                import psutil  # noqa: F401  # now, so the SIGKILL deadline is not late by an import
             poller.poll(self._timeout_ms())
             self._wake()
         return self._outcome()
@@ -266,7 +295,6 @@ class _Run:
         scan and the kill. Processes already dead but not yet reaped count as
         killed: the group kill got them.
         """
-        before = {p.pid for p in descendants()}  # to count what the group kill takes
         if not self.terminal:
             try:
                 os.killpg(self.pgid, signal.SIGKILL)
@@ -274,7 +302,7 @@ class _Run:
                 pass
         elif self.child_alive:
             signal_pid(self.pid, signal.SIGKILL)
-        seen: set[int] = set(before)
+        seen: set[int] = set()
         for _ in range(100):
             fresh = [p for p in descendants() if p.pid not in seen]
             if not fresh:

@@ -8,16 +8,16 @@ output never passes through here.
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from gsup.config import Resolved
 from gsup.log import VERBOSE_KINDS, report_rows
 from gsup.model import Outcome
 from gsup.units import format_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gsup.config import Resolved
 
 _REDRAW = 0.1  # seconds between countdown frames; only while a stop is under way
 
@@ -26,22 +26,35 @@ class TerminalSink:
     """Events as dim lines, the countdown redrawn in place, the report as a table."""
 
     def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
-        self.console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
         self.quiet, self.verbose = quiet, verbose
         self._live_line = False
+        self._console: Optional[Console] = None
+
+    @property
+    def console(self) -> Console:
+        # rich is imported here, at the first message: after the child started.
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        return self._console
 
     def _clear_line(self) -> None:
-        if self._live_line:
-            self.console.file.write("\r\x1b[2K")
+        if self._live_line and self._console is not None:
+            self._console.file.write("\r\x1b[2K")
             self._live_line = False
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         if self.quiet or (kind in VERBOSE_KINDS and not self.verbose):
             return
+        from rich.text import Text
+
         self._clear_line()
         self.console.print(Text(f"gsup: {message}", style="dim"))
 
     def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+        from rich.text import Text
+
         width = 20
         filled = 0 if total <= 0 else round(width * remaining / total)
         bar = "█" * filled + "░" * (width - filled)
@@ -61,6 +74,9 @@ class TerminalSink:
         return _REDRAW
 
     def report(self, outcome: Outcome) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
         self._clear_line()
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
@@ -71,12 +87,18 @@ class TerminalSink:
         self.console.print(Text("gsup report", style="bold"), table)
 
     def error(self, message: str) -> None:
+        from rich.text import Text
+
         self._clear_line()
         self.console.print(Text(f"gsup: error: {message}", style="bold red"))
 
 
 def render_check(resolved: Resolved, rows: list[tuple[str, str, str]]) -> None:
     """``gsup check`` on a terminal: a settings table and the timeline as a bar."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     from gsup import budget as budget_mod
 
     console = Console(highlight=False)

@@ -1,0 +1,109 @@
+"""The lean supervising process: gsup replaces itself after parsing.
+
+Owns: the handoff from the command-line process to the supervising one.
+Parsing (typer, click, the config file) costs memory that a PID 1 would
+carry for its whole life. So once the plan is made, and the single command
+already started (its start is not delayed by this), gsup ``execve``s a fresh
+interpreter on the same PID that imports only the core: the plan travels in
+an anonymous memory file, the child stays its child, and the blocked signal
+mask and any pending signal survive the exec, so nothing is lost on the way.
+
+The new interpreter runs with ``-S`` (no site: less memory, faster start);
+the paths that site computed are handed over with the plan. Its environment
+is the one gsup received, read from /proc/self/environ (not ``os.environ``,
+which CPython's locale coercion may have changed), so the child's stays
+exact too.
+
+If the exec fails, gsup supervises in the process it already is.
+
+Imports: the standard library and gsup's core; never typer or rich.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__":
+    # Run as a script by handoff(), without site: the package's parent
+    # replaces the script's own directory (gsup/) at the head of the path.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import pickle
+from dataclasses import dataclass
+from typing import Optional
+
+from gsup import linux
+from gsup.model import Plan
+from gsup.supervisor import Spawned
+
+
+@dataclass(frozen=True)
+class Handoff:
+    plan: Plan
+    spawned: Optional[Spawned]  # None: many programs, started by the lean process
+    log_format: str
+    quiet: bool
+    verbose: bool
+    sys_path: tuple[str, ...]
+
+
+def handoff(h: Handoff) -> None:
+    """Exec the lean supervisor; returns only if that is impossible."""
+    if not sys.executable or os.environ.get("GSUP_NO_HANDOFF"):
+        return
+    from gsup import spawn
+
+    try:
+        fd = os.memfd_create("gsup-plan", 0)  # inherited across exec on purpose
+    except (AttributeError, OSError):
+        return
+    with os.fdopen(os.dup(fd), "wb") as f:
+        pickle.dump(h, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.lseek(fd, 0, os.SEEK_SET)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    script = os.path.abspath(__file__)
+    try:
+        os.execve(sys.executable, [sys.executable, "-S", script, str(fd)], spawn.inherited_environment())
+    except OSError:
+        os.close(fd)
+
+
+def main(fd: int) -> int:
+    """In the lean process: supervise what the handoff describes."""
+    with os.fdopen(fd, "rb") as f:
+        h: Handoff = pickle.load(f)
+    sys.path[1:1] = [p for p in h.sys_path if p not in sys.path]
+    try:
+        linux.set_name(b"gsup")
+    except OSError:
+        pass
+    from gsup.errors import EXIT_INTERNAL, GsupError
+    from gsup.log import make_sink
+    from gsup.supervisor import supervise_many, supervise_spawned
+
+    sink = make_sink(h.log_format, quiet=h.quiet, verbose=h.verbose)
+    try:
+        if h.spawned is None:
+            outcome = supervise_many(h.plan, sink)
+        else:
+            outcome = supervise_spawned(h.plan, sink, h.spawned)
+    except GsupError as e:
+        sink.error(e.message)
+        return e.exit_code
+    except Exception as e:  # the loop has killed and reaped what it started
+        import traceback
+
+        sink.error(f"internal error: {type(e).__name__}: {e}")
+        traceback.print_exc()
+        return EXIT_INTERNAL
+    sink.report(outcome)
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    from gsup.lean import main as _main  # the module, not this __main__ copy: one set of classes
+
+    sys.exit(_main(int(sys.argv[1])))
