@@ -31,7 +31,7 @@ from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, ProgramSpec, 
 from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, Writer
 from gsup.readiness import Probe
 from gsup.signals import SignalInbox
-from gsup.supervisor import Clock, descendants, reap_remaining, signal_pid
+from gsup.supervisor import Clock, descendants, injected_fault, reap_remaining, signal_pid
 
 
 @dataclass
@@ -104,6 +104,7 @@ class ManyRun:
         now = self.clock()
         for rec in self.inbox.read():
             if rec.signo != signal.SIGCHLD:
+                injected_fault()
                 self._act(self.fleet.on_signal(rec.signo, now, rec.sender))
         exited, remain = reaper.reap()
         now = self.clock()

@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], float]
 
+#: A test-only fault: with GSUP_TEST_FAULT=signal the loop raises when a signal
+#: (other than SIGCHLD) arrives, so tests can check the internal-failure path
+#: (kill everything, reap, exit 125) with real processes and no mocks.
+FAULT_ON_SIGNAL = os.environ.get("GSUP_TEST_FAULT") == "signal"
+
+
+def injected_fault() -> None:
+    if FAULT_ON_SIGNAL:
+        raise RuntimeError("fault injected by GSUP_TEST_FAULT=signal")
+
 
 def foreground_terminal() -> bool:
     """gsup runs in the foreground of the terminal on its stdin.
@@ -208,6 +218,7 @@ class _Run:
         for rec in self.inbox.read():
             if rec.signo == signal.SIGCHLD:
                 continue  # statuses are collected below, on every wake-up
+            injected_fault()
             self._act(
                 self.machine.on_signal(
                     rec.signo, now, delivered=self.terminal and rec.from_kernel, sender=rec.sender
