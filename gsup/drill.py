@@ -238,9 +238,12 @@ def _verdict(
     else:
         code = report.get("exit_code")
         forced = bool(report.get("force_killed"))
-        left = int(str(report.get("leftovers_signalled") or 0)) + int(
-            str(report.get("leftovers_killed") or 0)
-        )
+        # Processes that outlived the child: those gsup had to signal after the
+        # child's exit, and those it killed then (in a force-kill of the whole
+        # job the group goes with the child: that counts once, as the force-kill).
+        left = int(str(report.get("leftovers_signalled") or 0))
+        if not forced:
+            left += int(str(report.get("leftovers_killed") or 0))
         lines.append(
             f"  time to exit    {time_to_exit:.3f}s"
             + (" (beat the grace)" if not forced else " (grace ran out)")
