@@ -1,0 +1,171 @@
+"""The many-programs state machine (gsup.fleet) on a fake clock, without processes."""
+
+from __future__ import annotations
+
+import signal
+
+from gsup.fleet import Fleet, Kill, Probe, Signal, Start, State
+from gsup.model import ChildStatus, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
+
+T0 = 100.0
+GRACE = 10.0
+
+
+def prog(name: str, *deps: str, **kw: object) -> ProgramSpec:
+    return ProgramSpec(argv=(b"true",), name=name, depends_on=deps, **kw)  # type: ignore[arg-type]
+
+
+def fleet(*programs: ProgramSpec, stop_delay: float = 0.0) -> Fleet:
+    plan = Plan(program=programs[0], programs=programs, grace=GRACE, stop_delay=stop_delay)
+    return Fleet(plan, T0)
+
+
+def starts(actions: list[object]) -> list[str]:
+    return [a.name for a in actions if isinstance(a, Start)]
+
+
+def signals(actions: list[object]) -> list[tuple[str, int]]:
+    return [(a.name, a.sig) for a in actions if isinstance(a, Signal)]
+
+
+OK = ChildStatus(code=0)
+
+
+def test_programs_start_after_their_dependencies_are_ready() -> None:
+    """A program starts only once each dependency is ready (oneshots: exited 0)."""
+    f = fleet(prog("migrate", oneshot=True), prog("web", "migrate"), prog("worker", "web"))
+    assert starts(f.begin(T0)) == ["migrate"]
+    assert starts(f.on_started("migrate", 10, T0)) == []
+    assert starts(f.on_exit("migrate", OK, T0 + 1)) == ["web"]
+    assert starts(f.on_started("web", 11, T0 + 1)) == ["worker"]
+
+
+def test_a_failing_oneshot_blocks_its_dependents_and_sets_the_status() -> None:
+    """A oneshot that exits 3 stops the fleet; its dependents never start; exit 3."""
+    f = fleet(prog("migrate", oneshot=True), prog("web", "migrate"))
+    f.begin(T0)
+    f.on_started("migrate", 10, T0)
+    actions = f.on_exit("migrate", ChildStatus(code=3), T0 + 1)
+    assert starts(actions) == []
+    assert f.stopping and f.done
+    assert f.programs["web"].state is State.SKIPPED
+    assert f.exit_code() == 3
+
+
+def test_readiness_is_probed_until_ready_then_dependents_start() -> None:
+    """Probes come every interval; a success makes the program ready and starts dependents."""
+    ready = ReadySpec("tcp", "127.0.0.1:1", timeout=5.0, interval=0.5)
+    f = fleet(prog("web", ready=ready), prog("worker", "web"))
+    f.begin(T0)
+    f.on_started("web", 10, T0)
+    assert f.next_deadline() == T0
+    assert [type(a) for a in f.on_deadline(T0)] == [Probe]
+    assert f.on_probe("web", False, T0 + 0.1) == []
+    assert f.next_deadline() == T0 + 0.6
+    f.on_deadline(T0 + 0.6)
+    assert starts(f.on_probe("web", True, T0 + 0.7)) == ["worker"]
+
+
+def test_a_readiness_timeout_fails_fast_with_status_1() -> None:
+    """Not ready within the timeout: the fleet stops and the exit status is 1."""
+    ready = ReadySpec("tcp", "127.0.0.1:1", timeout=2.0, interval=0.5)
+    f = fleet(prog("web", ready=ready))
+    f.begin(T0)
+    f.on_started("web", 10, T0)
+    actions = f.on_deadline(T0 + 2.0)
+    assert signals(actions) == [("web", signal.SIGTERM)]
+    assert f.exit_code() == 1
+
+
+def test_stop_goes_in_reverse_dependency_order_and_in_parallel() -> None:
+    """On TERM, programs nothing depends on stop first, together; a dependency after them."""
+    f = fleet(prog("db"), prog("web", "db"), prog("side"))
+    f.begin(T0)
+    for pid, name in enumerate(["db", "web", "side"], 10):
+        f.on_started(name, pid, T0)
+    first = signals(f.on_signal(signal.SIGTERM, T0 + 1))
+    assert sorted(first) == [("side", signal.SIGTERM), ("web", signal.SIGTERM)]
+    assert signals(f.on_exit("web", OK, T0 + 2)) == [("db", signal.SIGTERM)]
+    f.on_exit("side", OK, T0 + 2)
+    f.on_exit("db", OK, T0 + 3)
+    assert f.done and f.exit_code() == 0
+
+
+def test_everything_left_is_killed_at_the_grace_and_the_status_is_137() -> None:
+    """At the grace end gsup kills what is left; a force-killed program makes 137."""
+    f = fleet(prog("a"), prog("b"))
+    f.begin(T0)
+    f.on_started("a", 10, T0)
+    f.on_started("b", 11, T0)
+    f.on_signal(signal.SIGTERM, T0)
+    f.on_exit("b", OK, T0 + 1)
+    assert f.next_deadline() == T0 + GRACE
+    assert any(isinstance(a, Kill) for a in f.on_deadline(T0 + GRACE))
+    f.on_exit("a", ChildStatus(signal=signal.SIGKILL), T0 + GRACE)
+    assert f.exit_code() == 137
+
+
+def test_a_crash_stops_the_others_and_its_status_wins() -> None:
+    """A program that crashes on its own stops the fleet; gsup exits with its status."""
+    f = fleet(prog("a"), prog("b"))
+    f.begin(T0)
+    f.on_started("a", 10, T0)
+    f.on_started("b", 11, T0)
+    assert signals(f.on_exit("a", ChildStatus(code=4), T0 + 1)) == [("b", signal.SIGTERM)]
+    f.on_exit("b", ChildStatus(signal=signal.SIGTERM), T0 + 1.1)
+    assert f.exit_code() == 4
+
+
+def test_restart_backoff_doubles_and_gives_up() -> None:
+    """on-failure restarts after 0.5, 1, 2 s; past max_restarts the container fails."""
+    spec = prog("w", restart=RestartSpec(Restart.ON_FAILURE, max_restarts=3, backoff=0.5, backoff_max=30))
+    f = fleet(spec)
+    f.begin(T0)
+    now = T0
+    delays = []
+    for pid in range(10, 13):
+        f.on_started("w", pid, now)
+        f.on_exit("w", ChildStatus(code=1), now)
+        due = f.next_deadline()
+        assert due is not None
+        delays.append(due - now)
+        now = due
+        assert starts(f.on_deadline(now)) == ["w"]
+    assert delays == [0.5, 1.0, 2.0]
+    f.on_started("w", 13, now)
+    f.on_exit("w", ChildStatus(code=1), now)
+    assert f.stopping and f.exit_code() == 1
+
+
+def test_a_second_int_kills_everything_at_once() -> None:
+    """A second SIGINT during the stop escalates to SIGKILL immediately."""
+    f = fleet(prog("a"))
+    f.begin(T0)
+    f.on_started("a", 10, T0)
+    f.on_signal(signal.SIGINT, T0)
+    assert any(isinstance(a, Kill) for a in f.on_signal(signal.SIGINT, T0 + 0.1))
+
+
+def test_other_signals_go_to_every_running_program() -> None:
+    """A non-stop signal is forwarded to each running program, rewritten."""
+    plan_programs = (prog("a"), prog("b"))
+    plan = Plan(
+        program=plan_programs[0],
+        programs=plan_programs,
+        grace=GRACE,
+        rewrite=((signal.SIGHUP, signal.SIGUSR1),),
+    )
+    f = Fleet(plan, T0)
+    f.begin(T0)
+    f.on_started("a", 10, T0)
+    f.on_started("b", 11, T0)
+    assert sorted(signals(f.on_signal(signal.SIGHUP, T0))) == [("a", signal.SIGUSR1), ("b", signal.SIGUSR1)]
+
+
+def test_idle_fleet_has_no_deadline() -> None:
+    """With everything running and ready, there is nothing to wake up for (0 wakeups)."""
+    f = fleet(prog("a"), prog("b", "a"))
+    f.begin(T0)
+    f.on_started("a", 10, T0)
+    f.on_started("b", 11, T0)
+    assert f.next_deadline() is None
