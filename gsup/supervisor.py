@@ -238,7 +238,6 @@ class _Run:
                     "orphan_reaped",
                     f"reaped pid {pid}: {ChildStatus.from_wait(wait_status).describe()}",
                     pid=pid,
-                    verbose=True,
                 )
         if not remain and not self.child_alive:
             self._act(self.machine.on_all_gone(now))
