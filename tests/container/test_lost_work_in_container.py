@@ -3,7 +3,7 @@
 The counter app (examples/counter_app.py) runs in a podman container, behind
 gsup or behind a shell that does not ``exec``; Redis runs on the host's
 loopback (the container shares the host's network). In the middle of a
-steady load the engine stops the container with ``podman stop -t 2``; then
+steady load the engine stops the container with ``podman stop -t 3``; then
 the 200 answers are compared with the Redis counter. Both markers: it is the
 lost-work scenario, and it needs the engine.
 """
@@ -39,9 +39,9 @@ def _load_lostwork() -> ModuleType:
 
 lostwork = _load_lostwork()
 
-ENGINE_TIMEOUT = 2  # podman stop -t: the engine's SIGKILL, 2 s after its SIGTERM
+ENGINE_TIMEOUT = 3  # podman stop -t: the engine's SIGKILL, 3 s after its SIGTERM
 APP = str(REPO / "examples" / "counter_app.py")
-LOAD_TOTAL, LOAD_INTERVAL, LOAD_STOP_AT = 220, 0.02, 75  # as in tests/scenario
+LOAD_TOTAL, LOAD_INTERVAL, LOAD_STOP_AT = 300, 0.02, 75  # as in tests/scenario
 
 
 @pytest.fixture(scope="module")

@@ -30,22 +30,23 @@ from lostwork import EXAMPLES, Pid1, RedisServer, SteadyLoad
 pytestmark = [pytest.mark.scenario, pytest.mark.usefixtures("pid_namespaces")]
 
 PY = sys.executable
-PLATFORM_DEADLINE = 2.0  # the platform's SIGKILL, this long after its SIGTERM
+PLATFORM_DEADLINE = 3.0  # the platform's SIGKILL, this long after its SIGTERM
 # gsup is told the platform's deadline; its budget keeps max(1 s, 10 %) = 1 s
-# for itself and gives the child the rest (1 s) before its own SIGKILL.
+# for itself and gives the child the rest (2 s) before its own SIGKILL.
 GSUP = [PY, "-m", "gsup", "--platform-timeout", f"{PLATFORM_DEADLINE:g}"]
 
 COUNTER_APP = str(EXAMPLES / "counter_app.py")
 QUEUE_WORKER = str(EXAMPLES / "queue_worker.py")
 SHELL_APP = str(EXAMPLES / "shell-app" / "entrypoint.sh")
 
-# The load: 50 requests/s for 4.4 s; the stop comes after 75 (1.5 s), so the
-# platform's SIGKILL (1.5 s + 2 s) still falls in the middle of the load.
-LOAD_TOTAL, LOAD_INTERVAL, LOAD_STOP_AT = 220, 0.02, 75
+# The load: 50 requests/s for 6 s; the stop comes after 75 (1.5 s), so the
+# platform's SIGKILL (1.5 s + 3 s) still falls in the middle of the load.
+LOAD_TOTAL, LOAD_INTERVAL, LOAD_STOP_AT = 300, 0.02, 75
 WORK_SECONDS = 0.3  # each request's work happens this long after its 200
 
 # The queue: 4 workers, 0.15 s a job, ~27 jobs/s; stop after 30 are done
-# (~1.1 s); 300 jobs last ~11 s, so a SIGKILL at the deadline is mid-stream.
+# (~1.1 s); 300 jobs last ~11 s, so a SIGKILL at the deadline (~4.1 s) is
+# mid-stream.
 JOBS, WORKERS, JOB_SECONDS, JOBS_STOP_AT = 300, 4, 0.15, 30
 
 
