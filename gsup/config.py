@@ -23,7 +23,6 @@ from typing import Any, Callable, Optional, Sequence
 from gsup import budget
 from gsup.errors import UsageError
 from gsup.model import ForwardTo, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
-from gsup.readiness import Probe
 from gsup.units import UNCATCHABLE, parse_duration, parse_signal
 
 
@@ -360,6 +359,8 @@ def _ready(path: str, name: str, raw: Any) -> ReadySpec:
         return ReadySpec(kind, " ".join(os.fsdecode(a) for a in argv), argv, timeout, interval)
     target = t.get(kind, (str,), "a string", None)
     try:
+        from gsup.readiness import Probe  # only for configs that probe: it imports socket
+
         probe = Probe.parse(f"{kind}={target}")
     except UsageError as e:
         raise t.fail(kind, e.message.split(": ", 1)[-1]) from None

@@ -8,7 +8,6 @@ Owns: the words and fields of every event line and of the final report,
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -184,6 +183,8 @@ class JsonSink:
         self.quiet, self.verbose, self.clock = quiet, verbose, clock
 
     def _emit(self, kind: str, fields: dict[str, object]) -> None:
+        import json  # here: a text log does not pay for it
+
         record = {"ts": round(self.clock(), 6), "gsup_pid": os.getpid(), "event": kind, **fields}
         self.out.write(json.dumps(record, default=str) + "\n")
 
