@@ -1,0 +1,139 @@
+"""gsup check: the settings with their origins and the shutdown timeline, as text or as a picture."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import time
+
+import pytest
+
+from .conftest import GSUP, clean_env, gsup_once
+
+
+def timeline(stdout: str) -> dict[str, str]:
+    """``t=...`` rows of the timeline: what happens (first words) -> when."""
+    rows = re.findall(r"^\s*t=(\S+)\s+(.*)$", stdout, re.M)
+    assert rows, stdout
+    return {what: t for t, what in rows}
+
+
+def at(rows: dict[str, str], start: str) -> str:
+    found = [t for what, t in rows.items() if what.startswith(start)]
+    assert len(found) == 1, (start, rows)
+    return found[0]
+
+
+@pytest.mark.timeout(30)
+def test_kubernetes_detected() -> None:
+    """Detected kubernetes: grace 27 s, gsup's SIGKILL at t=27s, the platform's at t=30s, margin 3 s."""
+    r = gsup_once(["check"], env=clean_env(KUBERNETES_SERVICE_HOST="10.96.0.1"))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("gsup check: configuration is valid")
+    assert re.search(r"--grace\s+27s\s+\(platform default\)", out), out
+    assert re.search(r"--platform\s+kubernetes\s+\(detected: KUBERNETES_SERVICE_HOST is set\)", out), out
+    assert "stop delay 0s + grace 27s + margin 3s <= deadline 30s" in out
+    rows = timeline(out)
+    assert at(rows, "kubernetes sends SIGTERM") == "0s"
+    assert at(rows, "gsup sends the stop signal to the child; the grace of 27s starts") == "0s"
+    assert at(rows, "grace ends: gsup sends SIGKILL") == "27s"
+    assert at(rows, "kubernetes deadline: the platform sends SIGKILL, 3s after gsup's (margin 3s)") == "30s"
+    assert "\x1b[" not in out, "escape sequences on a pipe"
+
+
+@pytest.mark.timeout(30)
+def test_kubernetes_with_a_stop_delay() -> None:
+    """--stop-delay 5 on kubernetes: drain ends at t=5s, grace shrinks to 22 s, SIGKILL stays at 27 s."""
+    r = gsup_once(["check", "--platform", "kubernetes", "--stop-delay", "5"])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"--grace\s+22s\s+\(platform default\)", r.stdout), r.stdout
+    assert re.search(r"--stop-delay\s+5s?\s+\(--stop-delay\)", r.stdout), r.stdout
+    assert "stop delay 5s + grace 22s + margin 3s <= deadline 30s" in r.stdout
+    rows = timeline(r.stdout)
+    assert at(rows, "drain starts: the child is not signalled for 5s") == "0s"
+    assert at(rows, "drain ends: gsup sends the stop signal to the child; the grace of 22s starts") == "5s"
+    assert at(rows, "grace ends") == "27s"
+    assert at(rows, "kubernetes deadline") == "30s"
+
+
+@pytest.mark.timeout(30)
+def test_cloudrun() -> None:
+    """cloudrun: grace 9 s, SIGKILL at t=9s, the platform's at t=10s, margin 1 s (the minimum)."""
+    r = gsup_once(["check", "--platform", "cloudrun", "--", "sleep", "1"])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"--grace\s+9s\s+\(platform default\)", r.stdout), r.stdout
+    assert "command: sleep 1" in r.stdout
+    rows = timeline(r.stdout)
+    assert at(rows, "cloudrun sends SIGTERM") == "0s"
+    assert at(rows, "grace ends") == "9s"
+    assert at(rows, "cloudrun deadline: the platform sends SIGKILL, 1s after gsup's (margin 1s)") == "10s"
+
+
+@pytest.mark.timeout(30)
+def test_no_platform_has_no_deadline() -> None:
+    """--platform none: grace 10 s and no platform SIGKILL in the timeline."""
+    r = gsup_once(["check", "--platform", "none"])
+    assert r.returncode == 0, r.stderr
+    assert "grace 10s, no platform deadline" in r.stdout
+    rows = timeline(r.stdout)
+    assert at(rows, "grace ends") == "10s"
+    assert not [w for w in rows if "deadline" in w], rows
+
+
+@pytest.mark.timeout(30)
+def test_refused_configuration_exits_2() -> None:
+    """gsup check refuses grace 28 s + stop delay 1 s on kubernetes with exit 2, the sum, and no timeline."""
+    r = gsup_once(["check", "--platform", "kubernetes", "--grace", "28", "--stop-delay", "1"])
+    assert r.returncode == 2
+    assert "1s + grace 28s + margin 3s = 32s exceeds the kubernetes deadline of 30s" in r.stderr, r.stderr
+    assert "t=" not in r.stdout
+
+
+def check_on_a_terminal(args: list[str], columns: int = 110) -> str:
+    """Run ``gsup check ARGS`` with a pty as stdout; everything it wrote."""
+    master, slave = os.openpty()
+    env = clean_env(TERM="xterm-256color", COLUMNS=str(columns), LINES="40")
+    try:
+        proc = subprocess.Popen([GSUP, "check", *args], stdin=slave, stdout=slave, stderr=slave, env=env)
+    finally:
+        os.close(slave)
+    data = b""
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last holder of the terminal closed it
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert proc.wait(timeout=10) == 0, data.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return data.decode(errors="replace")
+
+
+@pytest.mark.timeout(30)
+def test_terminal_draws_the_timeline() -> None:
+    """On a terminal gsup check draws the timeline as a coloured bar: drain, grace and margin parts."""
+    out = check_on_a_terminal(["--platform", "kubernetes", "--stop-delay", "5"])
+    assert "\x1b[" in out, "no colours on a terminal"
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    bar = re.search(r"0s (▒+)(█+)(░+) 30s", plain)
+    assert bar, plain
+    drain, grace, margin = (len(part) for part in bar.groups())
+    total = drain + grace + margin
+    # The parts are proportional: 5 s, 22 s and 3 s of 30 s (to a column).
+    assert abs(drain - total * 5 / 30) <= 1 and abs(margin - total * 3 / 30) <= 1, bar.groups()
+    assert "drain 5s" in plain and "grace 22s" in plain and "margin 3s" in plain
+    assert re.search(r"t=\s*27s\s+grace ends", plain), plain
