@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from gsup import budget
 from gsup.config import Resolved, Source, env_name, option_flag
 from gsup.model import ProgramSpec
-from gsup.units import format_duration
+from gsup.units import format_duration, parse_duration
+
+_DURATIONS = ("grace", "stop_delay", "platform_timeout")
 
 
 def settings_rows(resolved: Resolved, config_path: str | None) -> list[tuple[str, str, str]]:
@@ -22,6 +24,8 @@ def settings_rows(resolved: Resolved, config_path: str | None) -> list[tuple[str
     rows = []
     for name, s in resolved.settings.items():
         value = s.value
+        if name in _DURATIONS and isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = parse_duration(str(value))  # shown like the computed ones
         if isinstance(value, float):
             shown = format_duration(value)
         elif isinstance(value, (list, tuple)):

@@ -114,7 +114,12 @@ def run_drill(resolved: Resolved, args: Sequence[str], options: DrillOptions) ->
             proc.send_signal(stop_sig)
             prober = None
             if options.probe:
-                prober = threading.Thread(target=_probe, args=(options.probe, counts), daemon=True)
+                # The window a load balancer keeps routing to a stopping instance:
+                # requests in it must succeed, whether or not gsup has exited.
+                window_end = sent_at + max(PROBE_WINDOW, resolved.plan.stop_delay)
+                prober = threading.Thread(
+                    target=_probe, args=(options.probe, counts, window_end), daemon=True
+                )
                 prober.start()
             budget_end = resolved.budget.kill_at + resolved.plan.kill_wait + 5.0
             try:
@@ -124,10 +129,8 @@ def run_drill(resolved: Resolved, args: Sequence[str], options: DrillOptions) ->
                 proc.kill()
                 proc.wait()
             if prober is not None:
-                window_end = sent_at + max(PROBE_WINDOW, resolved.plan.stop_delay)
-                counts.stop.wait(max(0.0, window_end - time.monotonic()))
+                prober.join(timeout=max(0.0, window_end - time.monotonic()) + 5)
                 counts.stop.set()
-                prober.join(timeout=5)
         else:
             proc.wait()
         exited_at = time.monotonic()
@@ -188,8 +191,8 @@ def _wait_ready(proc: subprocess.Popen[str], options: DrillOptions, started: flo
     return False
 
 
-def _probe(url: str, counts: _ProbeCount) -> None:
-    while not counts.stop.is_set():
+def _probe(url: str, counts: _ProbeCount, window_end: float) -> None:
+    while not counts.stop.is_set() and time.monotonic() < window_end:
         counts.sent += 1
         if not http_ok(url, timeout=1.0):
             counts.failed += 1

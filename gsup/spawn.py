@@ -38,8 +38,12 @@ class Credentials:
     name: str
 
 
-def resolve_user(spec: str) -> Credentials:
-    """Resolve ``USER[:GROUP]`` (names or numeric ids) to credentials."""
+def resolve_user(spec: str) -> Optional[Credentials]:
+    """Resolve ``USER[:GROUP]`` (names or numeric ids) to credentials.
+
+    None when nothing is to change: gsup already runs as that user and group
+    (an image with ``GSUP_USER=app`` run as app, e.g. Kubernetes runAsUser).
+    """
     import grp
     import pwd
 
@@ -57,8 +61,10 @@ def resolve_user(spec: str) -> Credentials:
         except KeyError:
             raise UsageError(f"--user: no such group {group!r}") from None
     groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
-    if os.geteuid() != 0 and uid != os.geteuid():
-        raise UsageError(f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
+    if os.geteuid() != 0:
+        if (uid, gid) != (os.geteuid(), os.getegid()):
+            raise UsageError(f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
+        return None  # already that user: nothing to switch, and no right to setgroups
     return Credentials(uid, gid, groups, name)
 
 

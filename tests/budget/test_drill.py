@@ -132,13 +132,6 @@ def test_ready_tcp_waits_for_the_listener() -> None:
     assert "listening port=" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gsup bug: drill --probe keeps sending requests until gsup has exited, past the probe "
-    "window (max(1s, stop delay)); a service that drains for longer than the window and then "
-    "closes its listener loses the few requests sent between the close and gsup's exit, "
-    "so it always FAILs (typically '2 of ~130 probe requests failed')",
-)
 @pytest.mark.timeout(60)
 def test_probe_a_draining_server_passes() -> None:
     """A server that serves 1.5 s more after SIGTERM, then exits 0, passes --probe with no failed request."""

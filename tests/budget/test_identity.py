@@ -81,12 +81,6 @@ def test_non_root_asking_for_another_user_is_refused() -> None:
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=True,
-    reason="gsup bug: as a non-root user, --user naming that same user passes the check in "
-    "resolve_user but spawn still calls setgroups(), which needs CAP_SETGID: exit 126 "
-    "'cannot switch to user nobody: Operation not permitted'",
-)
 @pytest.mark.timeout(30)
 def test_non_root_asking_for_itself_is_allowed() -> None:
     """gsup running as nobody accepts --user nobody (no switch is needed) and runs the child as nobody."""
