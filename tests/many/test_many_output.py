@@ -285,7 +285,7 @@ def test_gsup_events_never_land_inside_a_program_line(fleet: Fleet) -> None:
         },
         slow_stderr=True,
     )
-    run.event("started", "blinker", n=10, timeout=40)
+    run.event("started", "blinker", n=6, timeout=40)
     run.send(signal.SIGTERM)
     assert run.finish() == 0
     lines = run.err.lines

@@ -8,6 +8,7 @@ checked against it.
 
 from __future__ import annotations
 
+import pwd
 import signal
 from typing import Any
 
@@ -213,3 +214,34 @@ def test_program_exiting_zero_before_it_is_ready_fails_the_start(fleet: Fleet) -
     assert run.logs("start", "worker") == []
     assert run.program_report("web")["failure"], "the report does not say web failed"
     assert code != 0, "the container reported success though web never became ready"
+
+
+@pytest.mark.timeout(30)
+def test_command_forms_env_cwd_and_user(fleet: Fleet) -> None:
+    """A string command is split into words, not expanded; shell = true uses sh; env, cwd, user apply."""
+    workdir = fleet.tmp / "work dir"
+    workdir.mkdir()
+    run = fleet.start(
+        {
+            "split": {"command": "printf '%s|%s\\n' 'two words' \"and $HOME\"", "oneshot": True},
+            "shelled": {
+                "command": 'echo "$GREETING from $(pwd)"',
+                "shell": True,
+                "env": {"GREETING": "hello"},
+                "cwd": str(workdir),
+                "oneshot": True,
+            },
+            "nobody": {"command": ["id", "-u"], "user": "nobody", "oneshot": True},
+            "keeper": {"command": fleet.prog("keeper")},
+        }
+    )
+    run.log("start", "keeper")
+    for name in ("split", "shelled", "nobody"):
+        run.event("program_exited", name)
+    run.send(signal.SIGTERM)
+    assert run.finish() == 0
+    assert run.out is not None
+    lines = set(run.out.lines)
+    assert b"split   | two words|and $HOME" in lines, "not split like a shell, or expanded"
+    assert f"shelled | hello from {workdir}".encode() in lines
+    assert f"nobody  | {pwd.getpwnam('nobody').pw_uid}".encode() in lines

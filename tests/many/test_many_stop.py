@@ -39,10 +39,10 @@ def test_stop_in_reverse_dependency_order_and_independents_in_parallel(fleet: Fl
     stopped = {name: run.t("stopped", name, timeout=0) for name in "abcxy"}
 
     assert stopped["c"] <= term["b"] and stopped["b"] <= term["a"], f"not c, b, a: {term}"
-    assert term["b"] - stopped["c"] < 0.1 and term["a"] - stopped["b"] < 0.1, "a stage waited for nothing"
+    assert term["b"] - stopped["c"] < 0.25 and term["a"] - stopped["b"] < 0.25, "a stage waited for nothing"
     first_stage = [term["c"], term["x"], term["y"]]
     assert max(first_stage) - min(first_stage) < 0.05, f"independent programs not stopped in parallel: {term}"
-    assert min(first_stage) - sent < 0.2
+    assert min(first_stage) - sent < 0.5
     assert run.exited_at is not None and run.exited_at - sent < 4.0, "not within the grace"
     assert run.exited_at - sent >= 3 * TAKES  # the three stages, one after the other
     for p in run.report()["programs"]:
@@ -88,12 +88,12 @@ def test_program_ignoring_term_is_killed_at_the_deadline_with_its_descendants(fl
 
 
 @pytest.mark.timeout(30)
-def test_per_program_grace_kills_that_program_early(fleet: Fleet) -> None:
-    """A program's own grace (shorter than the global one) SIGKILLs it at its own deadline."""
+def test_per_program_grace_and_stop_signal(fleet: Fleet) -> None:
+    """A program's own grace SIGKILLs it at its own (earlier) deadline; its stop_signal is the one sent."""
     run = fleet.start(
         {
             "quick": {"command": fleet.prog("quick", "--ignore-term"), "grace": "300ms"},
-            "calm": {"command": fleet.prog("calm", "--term-delay", 0.6)},
+            "calm": {"command": fleet.prog("calm", "--term-delay", 0.6), "stop_signal": "INT"},
         },
         {"grace": "3s"},
     )
@@ -107,5 +107,6 @@ def test_per_program_grace_kills_that_program_early(fleet: Fleet) -> None:
     assert abs(escalated - stopping - 0.3) <= 0.1, f"SIGKILL {escalated - stopping:.3f}s after the stop"
     assert run.event("program_exited", "quick", timeout=0)["status"] == "killed by SIGKILL"
     calm = run.program_report("calm")
-    assert (calm["code"], calm["force_killed"]) == (0, False)
+    assert (calm["code"], calm["force_killed"], calm["stop_signal"]) == (0, False, "SIGINT")
+    assert run.log("term", "calm", timeout=0)["sig"] == "SIGINT", "its stop_signal was not used"
     assert run.leftovers() == []
