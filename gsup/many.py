@@ -223,25 +223,20 @@ class ManyRun:
             return
         p = self.fleet.programs[name]
         if p.pid is not None:
-            import psutil
-
-            try:
-                for child in psutil.Process(p.pid).children(recursive=True):
-                    signal_pid(child.pid, signal.SIGKILL)
-            except psutil.Error:
-                pass
+            for pid in descendants(p.pid):
+                signal_pid(pid, signal.SIGKILL)
 
     def _sweep(self) -> int:
         """SIGKILL every descendant still there; return how many were not programs."""
         program_pids = {p.pid for p in self.fleet.programs.values() if p.running}
         seen: set[int] = set()
         for _ in range(100):
-            fresh = [p for p in descendants() if p.pid not in seen]
+            fresh = [pid for pid in descendants() if pid not in seen]
             if not fresh:
                 break
-            for proc in fresh:
-                seen.add(proc.pid)
-                signal_pid(proc.pid, signal.SIGKILL)
+            for pid in fresh:
+                seen.add(pid)
+                signal_pid(pid, signal.SIGKILL)
         extra = len(seen - program_pids - set(self.probes))
         self.leftovers_killed += extra
         if extra:

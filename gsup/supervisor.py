@@ -11,8 +11,8 @@ propagate with their exit codes. Once it runs, anything unexpected unwinds
 through ``_cleanup_after_failure``, which SIGKILLs every process gsup
 started and reaps them before the error reaches the CLI (exit 125).
 
-Imports: the standard library, and gsup's core modules; psutil only when
-there is something to kill or find.
+Imports: the standard library, and gsup's core modules; psutil only where
+the kernel cannot list a process's children.
 """
 
 from __future__ import annotations
@@ -23,16 +23,13 @@ import select
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from gsup import reaper, spawn, status
 from gsup.errors import GsupError
 from gsup.lifecycle import Action, KillAll, Lifecycle, Note, Phase, Send, SuspendSelf, Target
 from gsup.model import ChildStatus, ForwardTo, Outcome, Plan, Sink, StopCause
 from gsup.signals import SignalInbox, block_signals
-
-if TYPE_CHECKING:
-    import psutil
 
 Clock = Callable[[], float]
 
@@ -279,10 +276,10 @@ class _Run:
 
     def _send(self, action: Send) -> None:
         if action.target is Target.LEFTOVERS:
-            for proc in descendants():
-                if action.outside_group_only and _pgid(proc.pid) == self.pgid:
+            for pid in descendants():
+                if action.outside_group_only and _pgid(pid) == self.pgid:
                     continue
-                if signal_pid(proc.pid, action.sig):
+                if signal_pid(pid, action.sig):
                     self.tally.leftovers_signalled += 1
             return
         if self.plan.forward_to is ForwardTo.CHILD or self.terminal or action.target is Target.CHILD:
@@ -300,7 +297,7 @@ class _Run:
         The group first: one syscall, at the deadline, that reaches every
         member at once, so a forking job cannot outrun it and the timing does
         not depend on how long a /proc scan takes. Then every descendant
-        psutil still finds (those that left the group with setsid); rounds
+        still found (those that left the group with setsid); rounds
         repeat while new ones appear, since a process may fork between the
         scan and the kill. Processes already dead but not yet reaped count as
         killed: the group kill got them.
@@ -314,12 +311,12 @@ class _Run:
             signal_pid(self.pid, signal.SIGKILL)
         seen: set[int] = set()
         for _ in range(100):
-            fresh = [p for p in descendants() if p.pid not in seen]
+            fresh = [pid for pid in descendants() if pid not in seen]
             if not fresh:
                 break
-            for proc in fresh:
-                seen.add(proc.pid)
-                signal_pid(proc.pid, signal.SIGKILL)
+            for pid in fresh:
+                seen.add(pid)
+                signal_pid(pid, signal.SIGKILL)
         seen.discard(self.pid)
         self.tally.leftovers_killed += len(seen)
         if seen:
@@ -369,11 +366,45 @@ class _Run:
 # -- process helpers (psutil is imported only when there is a process to find) --
 
 
-def descendants() -> list[psutil.Process]:
+def descendants(root: Optional[int] = None) -> list[int]:
+    """The pids of every live or unreaped descendant of *root* (default: gsup).
+
+    Walks /proc/PID/task/TID/children from *root* down: it reads only the
+    tree, so its cost does not grow with the other processes on the host (a
+    scan of every process, as psutil's ``children()`` does, took 0.76 s with
+    10,000 of them, all of it after the deadline). It is complete for gsup:
+    as PID 1 or a subreaper every orphan of the tree is reparented to gsup.
+    Where the kernel lacks that file, psutil finds them instead.
+    """
+    if not _PROC_CHILDREN:
+        return _descendants_psutil(root)
+    found: list[int] = []
+    stack = [os.getpid() if root is None else root]
+    while stack:
+        pid = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            found += kids
+            stack += kids
+    return found
+
+
+_PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _descendants_psutil(root: Optional[int]) -> list[int]:
     import psutil
 
     try:
-        return psutil.Process().children(recursive=True)
+        return [p.pid for p in psutil.Process(root).children(recursive=True)]
     except psutil.Error:
         return []
 
