@@ -51,10 +51,10 @@ def test_refusal_counts_values_from_the_environment() -> None:
     [
         pytest.param(None, None, False, "27s", "platform default", id="platform"),
         pytest.param(None, None, True, "4s", "{file} [gsup]", id="file"),
-        pytest.param(None, "1", False, "1", "GSUP_GRACE", id="env"),
-        pytest.param(None, "1", True, "1", "GSUP_GRACE", id="env-beats-file"),
-        pytest.param("2", "1", False, "2", "--grace", id="flag-beats-env"),
-        pytest.param("2", "1", True, "2", "--grace", id="flag-beats-env-and-file"),
+        pytest.param(None, "1", False, "1s", "GSUP_GRACE", id="env"),
+        pytest.param(None, "1", True, "1s", "GSUP_GRACE", id="env-beats-file"),
+        pytest.param("2", "1", False, "2s", "--grace", id="flag-beats-env"),
+        pytest.param("2", "1", True, "2s", "--grace", id="flag-beats-env-and-file"),
     ],
 )
 @pytest.mark.timeout(30)
