@@ -94,7 +94,15 @@ def load_file(path: str) -> dict[str, Any]:
     except OSError as e:
         raise UsageError(f"{path}: cannot read config file: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path}: invalid TOML: {e}") from None
+        message = str(e)
+        if "(at line " not in message:
+            # "at end of document": point at the end, as the line and column
+            # of the last character.
+            with open(path, "rb") as f:
+                lines = f.read().decode(errors="replace").split("\n")
+            message = message.replace("(at end of document)", "").strip()
+            message += f" (at line {len(lines)}, column {len(lines[-1]) + 1}: end of document)"
+        raise UsageError(f"{path}: invalid TOML: {message}") from None
     return data
 
 

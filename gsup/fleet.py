@@ -207,7 +207,10 @@ class Fleet:
             return actions + self._advance_stop(now)
         spec, failed = p.spec, status.shell_code != 0
         if spec.oneshot and not failed:
-            return actions + self._start_ready_ones(now)
+            actions += self._start_ready_ones(now)
+            if all(q.state in (State.DONE, State.SKIPPED) for q in self.programs.values()):
+                self.done = True  # only oneshots, all exited 0: the job is done
+            return actions
         policy = spec.restart.policy
         if policy is Restart.ALWAYS or (policy is Restart.ON_FAILURE and failed):
             if p.restarts < spec.restart.max_restarts:
@@ -229,7 +232,8 @@ class Fleet:
             what = "oneshot" if spec.oneshot else "program"
             return actions + self._fail(name, status.shell_code, f"{what} {name} {status.describe()}", now)
         if not was_ready and not spec.oneshot:
-            return actions + self._stop(now, f"{name} exited before it was ready")
+            why = f"{name} {status.describe()} before it was ready"
+            return actions + self._fail(name, EXIT_NOT_READY, why, now)
         return actions + self._stop(
             now, f"{name} exited ({status.describe()}); the container is whole or not at all"
         )

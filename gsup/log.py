@@ -13,7 +13,7 @@ import sys
 import time
 from typing import IO, Callable, Optional
 
-from gsup.model import Outcome, Sink
+from gsup.model import Outcome, Sink, TextStream
 from gsup.units import format_duration, signal_name
 
 #: Events shown only with --verbose.
@@ -129,7 +129,7 @@ def _fleet_rows(o: Outcome, rows: list[tuple[str, str]]) -> list[tuple[str, str]
 class _Writer:
     """Best-effort writes: a closed or full stderr must not stop supervision."""
 
-    def __init__(self, stream: Optional[IO[str]]) -> None:
+    def __init__(self, stream: Optional[TextStream]) -> None:
         self.stream = stream
 
     def write(self, text: str) -> None:
@@ -150,6 +150,9 @@ class TextSink:
     ) -> None:
         self.out = _Writer(stream if stream is not None else sys.stderr)
         self.quiet, self.verbose = quiet, verbose
+
+    def use_stream(self, stream: TextStream) -> None:
+        self.out = _Writer(stream)
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         if self.quiet or (kind in VERBOSE_KINDS and not self.verbose):
@@ -181,6 +184,9 @@ class JsonSink:
     ) -> None:
         self.out = _Writer(stream if stream is not None else sys.stderr)
         self.quiet, self.verbose, self.clock = quiet, verbose, clock
+
+    def use_stream(self, stream: TextStream) -> None:
+        self.out = _Writer(stream)
 
     def _emit(self, kind: str, fields: dict[str, object]) -> None:
         import json  # here: a text log does not pay for it

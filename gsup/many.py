@@ -21,6 +21,7 @@ import math
 import os
 import select
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -28,7 +29,7 @@ from gsup import fleet as fl
 from gsup import reaper, spawn
 from gsup.errors import GsupError
 from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, ProgramSpec, Sink, StopCause
-from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, Writer
+from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, QueuedText, Writer
 from gsup.readiness import Probe
 from gsup.signals import SignalInbox
 from gsup.supervisor import Clock, descendants, injected_fault, reap_remaining, signal_pid
@@ -52,6 +53,8 @@ class ManyRun:
         self.env = spawn.inherited_environment()
         self.credentials = {p.name: spawn.resolve_user(p.user) for p in plan.programs if p.user is not None}
         self.writers = {1: Writer(1), 2: Writer(2)}
+        # gsup's own messages queue behind the programs' stderr lines.
+        sink.use_stream(QueuedText(self.writers[2]))
         self.width = max(len(p.prefix or "") for p in plan.programs)
         self.pipes: dict[int, _Pipe] = {}
         self.pids: dict[int, str] = {}
@@ -294,6 +297,7 @@ class ManyRun:
         self._sweep()  # nothing outlives gsup
         reap_remaining(self.inbox, self.plan.kill_wait)
         self._drain_output(5.0)
+        self.sink.use_stream(sys.stderr)  # the report: written whole, after everything else
         f = self.fleet
         programs = tuple(
             ProgramOutcome(

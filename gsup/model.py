@@ -187,6 +187,14 @@ class Outcome:
     reason: Optional[str] = None
 
 
+class TextStream(Protocol):
+    """Where a sink writes: ``sys.stderr``, or a queue in many-programs mode."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class Sink(Protocol):
     """Where the core reports to. Implementations: log.TextSink, log.JsonSink, ui."""
 
@@ -201,6 +209,9 @@ class Sink(Protocol):
 
     def error(self, message: str) -> None:
         """A one-line error for the user."""
+
+    def use_stream(self, stream: TextStream) -> None:
+        """Write to *stream* from now on (many-programs mode shares stderr)."""
 
 
 Argv = Sequence[bytes]

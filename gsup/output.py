@@ -19,10 +19,9 @@ Imports: the standard library only.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
+import select
 import stat
-import termios
 import time
 from collections import deque
 from typing import Optional
@@ -32,7 +31,7 @@ LINE_LIMIT = 64 * 1024
 #: Stop reading programs above this many pending bytes; resume below LOW_WATER.
 HIGH_WATER = 1024 * 1024
 LOW_WATER = 256 * 1024
-_F_GETPIPE_SZ = 1032
+_PIPE_BUF = 4096
 _COLOURS = (36, 33, 32, 35, 34, 31, 96, 93, 92, 95, 94, 91)
 
 
@@ -53,12 +52,14 @@ class LineBuffer:
             nl = buf.find(b"\n", start)
             if nl < 0:
                 break
-            while nl + 1 - start > self.limit:  # a long line: its pieces, each marked as continued
+            while nl - start > self.limit:  # a long line: its pieces first
                 lines.append(bytes(buf[start : start + self.limit]) + b"\n")
                 start += self.limit
             lines.append(bytes(buf[start : nl + 1]))
             start = nl + 1
-        while len(buf) - start >= self.limit:
+        # Hold at most `limit` bytes: a line of exactly `limit` may still get
+        # its newline and go out whole.
+        while len(buf) - start > self.limit:
             lines.append(bytes(buf[start : start + self.limit]) + b"\n")
             start += self.limit
         del buf[:start]
@@ -106,7 +107,6 @@ class Writer:
             self.broken = True
             mode = 0
         self._regular = stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and fd_is_null(fd))
-        self._pipe = stat.S_ISFIFO(mode)
 
     def push(self, data: bytes) -> None:
         if self.broken:
@@ -118,25 +118,25 @@ class Writer:
     def wants_write(self) -> bool:
         return self.pending > 0 and not self.broken
 
-    def _room(self) -> int:
-        """Bytes a blocking write can take now without waiting (poll said POLLOUT)."""
-        if self._regular:
-            return self.pending
-        if self._pipe:
-            try:
-                size = fcntl.fcntl(self.fd, _F_GETPIPE_SZ)
-                used = int.from_bytes(fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"), "little")
-                return max(1, size - used)
-            except OSError:
-                return 4096
-        return 4096  # a terminal or a socket: PIPE_BUF is always safe after POLLOUT
+    def _writable_now(self) -> bool:
+        return bool(select.select([], [self.fd], [], 0)[1])
 
     def write_some(self) -> None:
-        """Write what fits now (call after poll reported POLLOUT)."""
-        budget = self._room()
-        while self._queue and budget > 0 and not self.broken:
+        """Write what fits now (call after poll reported POLLOUT); never block.
+
+        A regular file takes everything. Anything else gets at most PIPE_BUF
+        bytes per write, and only while poll says it is writable: a pipe that
+        polls writable has a free page (a write of PIPE_BUF or less then never
+        blocks), and its free bytes are no guide, since partly read pages
+        still take a slot.
+        """
+        for _ in range(256):  # at most 1 MiB per wake-up: the loop has other work
+            if not self._queue or self.broken:
+                return
+            if not self._regular and not self._writable_now():
+                return
             chunk = self._queue[0]
-            piece = chunk[:budget]
+            piece = chunk if self._regular else chunk[:_PIPE_BUF]
             try:
                 n = os.write(self.fd, piece)
             except BlockingIOError:
@@ -147,12 +147,15 @@ class Writer:
                     return
                 raise
             self.pending -= n
-            budget -= n
             if n == len(chunk):
                 self._queue.popleft()
             else:
                 self._queue[0] = chunk[n:]
-                return
+
+    def write_text(self, text: str) -> None:
+        """gsup's own message: after what is queued, so it never splits a line."""
+        self.push(text.encode(errors="replace"))
+        self.write_some()
 
     def _drop(self) -> None:
         self.broken = True
@@ -166,3 +169,25 @@ def fd_is_null(fd: int) -> bool:
     except OSError:
         return False
     return (st.st_dev, st.st_ino) == (null.st_dev, null.st_ino)
+
+
+class QueuedText:
+    """A text stream for gsup's own messages that goes through a ``Writer``.
+
+    In many-programs mode gsup's stderr also carries the programs' stderr
+    lines, written in pieces when the reader is slow; a message written
+    straight to the descriptor could land inside one of them.
+    """
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def write(self, text: str) -> int:
+        self.writer.write_text(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return os.isatty(self.writer.fd)

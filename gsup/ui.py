@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 from gsup.log import VERBOSE_KINDS, report_rows
-from gsup.model import Outcome
+from gsup.model import Outcome, TextStream
 from gsup.units import format_duration
 
 if TYPE_CHECKING:
@@ -29,6 +29,12 @@ class TerminalSink:
         self.quiet, self.verbose = quiet, verbose
         self._live_line = False
         self._console: Optional[Console] = None
+        self._stream: TextStream = sys.stderr
+
+    def use_stream(self, stream: TextStream) -> None:
+        self._stream = stream
+        if self._console is not None:
+            self._console.file = stream  # type: ignore[assignment]  # write/flush is all rich uses
 
     @property
     def console(self) -> Console:
@@ -36,7 +42,7 @@ class TerminalSink:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+            self._console = Console(file=self._stream, highlight=False, soft_wrap=True)  # type: ignore[arg-type]
         return self._console
 
     def _clear_line(self) -> None:

@@ -85,11 +85,6 @@ def test_very_long_line_arrives_in_pieces_of_at_most_64_kib(fleet: Fleet, size: 
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a line of exactly N x 64 KiB is followed by an empty line the program never wrote "
-    "(LineBuffer.feed cuts the piece before the newline and emits the newline alone)",
-)
 def test_line_of_exactly_64_kib_adds_no_empty_line(fleet: Fleet) -> None:
     """A line of exactly 64 KiB is one piece: no empty line follows it."""
     run = fleet.start({"long": {"command": fleet.prog("long", "--long", 64 * 1024)}})
@@ -228,12 +223,6 @@ def _blocked_in_pipe_write(pid: int) -> bool:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with its stdout pipe stalled gsup blocks in write() (Writer._room counts free bytes, "
-    "but a pipe holds 16 pages, partly read ones included), so it neither stops the programs nor "
-    "keeps the grace deadline until someone reads",
-)
 def test_stalled_stdout_does_not_delay_the_stop_or_the_deadline(fleet: Fleet) -> None:
     """While nobody reads gsup's stdout, a SIGTERM still stops the programs, SIGKILL at the grace end."""
     run = fleet.start(
@@ -264,12 +253,6 @@ def test_stalled_stdout_does_not_delay_the_stop_or_the_deadline(fleet: Fleet) ->
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: gsup writes a program's stderr line in parts when the pipe is nearly full "
-    "(Writer.write_some writes chunk[:room]) and its own event lines go to the same stderr "
-    "in between, so a JSON event lands inside a program's line",
-)
 def test_gsup_events_never_land_inside_a_program_line(fleet: Fleet) -> None:
     """With stderr read slowly, gsup's own event lines and a program's stderr lines stay whole lines."""
     run = fleet.start(

@@ -175,11 +175,6 @@ def test_program_that_cannot_start_fails_fast_with_127(fleet: Fleet) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when every program is a oneshot and all exited 0, gsup never exits "
-    "(Fleet.on_all_gone only finishes a fleet that is stopping)",
-)
 def test_only_oneshots_exit_zero_when_all_are_done(fleet: Fleet) -> None:
     """A config of oneshots only (jobs) ends with exit 0 once every one of them exited 0."""
     run = fleet.start(
@@ -194,11 +189,6 @@ def test_only_oneshots_exit_zero_when_all_are_done(fleet: Fleet) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a program that exits 0 before its readiness check passed stops the fleet with exit 0 "
-    "and no failure in the report (Fleet.on_exit: 'exited before it was ready' goes to _stop, not _fail)",
-)
 def test_program_exiting_zero_before_it_is_ready_fails_the_start(fleet: Fleet) -> None:
     """A program that ends (even with 0) before it became ready is a failed start: gsup exits non-zero."""
     run = fleet.start(
