@@ -32,7 +32,7 @@ from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, ProgramSpec, 
 from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, QueuedText, Writer
 from gsup.readiness import Probe
 from gsup.signals import SignalInbox
-from gsup.supervisor import Clock, descendants, injected_fault, reap_remaining, signal_pid
+from gsup.supervisor import Clock, injected_fault, kill_descendants, reap_remaining
 
 
 @dataclass
@@ -226,20 +226,12 @@ class ManyRun:
             return
         p = self.fleet.programs[name]
         if p.pid is not None:
-            for pid in descendants(p.pid):
-                signal_pid(pid, signal.SIGKILL)
+            kill_descendants(p.pid)
 
     def _sweep(self) -> int:
         """SIGKILL every descendant still there; return how many were not programs."""
         program_pids = {p.pid for p in self.fleet.programs.values() if p.running}
-        seen: set[int] = set()
-        for _ in range(100):
-            fresh = [pid for pid in descendants() if pid not in seen]
-            if not fresh:
-                break
-            for pid in fresh:
-                seen.add(pid)
-                signal_pid(pid, signal.SIGKILL)
+        seen = kill_descendants()
         extra = len(seen - program_pids - set(self.probes))
         self.leftovers_killed += extra
         if extra:
@@ -272,7 +264,10 @@ class ManyRun:
         end = self.clock() + seconds
         for fd in list(self.pipes):
             while fd in self.pipes:
-                self._read(fd) if self._readable(fd) else self._close_pipe(fd)
+                if self._readable(fd):
+                    self._read(fd)
+                else:  # nothing more now: a descendant may hold it open, but the programs are done
+                    self._close_pipe(fd)
         for w in self.writers.values():
             while w.wants_write and self.clock() < end:
                 ready = select.select([], [w.fd], [], max(0.0, end - self.clock()))[1]

@@ -309,14 +309,7 @@ class _Run:
                 pass
         elif self.child_alive:
             signal_pid(self.pid, signal.SIGKILL)
-        seen: set[int] = set()
-        for _ in range(100):
-            fresh = [pid for pid in descendants() if pid not in seen]
-            if not fresh:
-                break
-            for pid in fresh:
-                seen.add(pid)
-                signal_pid(pid, signal.SIGKILL)
+        seen = kill_descendants()
         seen.discard(self.pid)
         self.tally.leftovers_killed += len(seen)
         if seen:
@@ -364,6 +357,23 @@ class _Run:
 
 
 # -- process helpers (psutil is imported only when there is a process to find) --
+
+
+def kill_descendants(root: Optional[int] = None) -> set[int]:
+    """SIGKILL every descendant of *root* (default: gsup); return their pids.
+
+    Rounds repeat while new ones appear: a process may fork between the scan
+    and the kill. Processes dead but not yet reaped are counted too.
+    """
+    seen: set[int] = set()
+    for _ in range(100):
+        fresh = [pid for pid in descendants(root) if pid not in seen]
+        if not fresh:
+            break
+        for pid in fresh:
+            seen.add(pid)
+            signal_pid(pid, signal.SIGKILL)
+    return seen
 
 
 def descendants(root: Optional[int] = None) -> list[int]:
