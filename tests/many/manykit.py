@@ -526,6 +526,18 @@ class Fleet:
         """The command of a tests/many/progs/prog.py program (with this test's token)."""
         return [sys.executable, PROG_PATH, name, "--token", self.token, *map(str, args)]
 
+    def up(self, name: str, *args: object) -> dict[str, Any]:
+        """A program table: prog *name* that is ready once it has logged ``@start`` (its handlers set).
+
+        A program that depends on it starts only then, so a test can stop
+        the fleet without racing the programs' own start.
+        """
+        flag = str(self.tmp / f"{name}.up")
+        return {
+            "command": self.prog(name, *args, "--touch", flag),
+            "ready": {"file": flag, "interval": "20ms"},
+        }
+
     def write(
         self, programs: Mapping[str, Mapping[str, Any]], gsup: Optional[Mapping[str, Any]] = None
     ) -> Path:

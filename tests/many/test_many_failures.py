@@ -19,15 +19,15 @@ def test_crash_stops_the_others_and_gsup_exits_with_its_code(
     """One program crashing stops the others (dependents first) within the grace; gsup exits with its code."""
     run = fleet.start(
         {
-            "base": {"command": fleet.prog("base", "--term-delay", 0.2)},
-            "top": {"command": fleet.prog("top", "--term-delay", 0.2), "depends_on": ["base"]},
-            "crasher": {"command": fleet.prog("crasher", "--exit-after", 0.5, *crash)},
+            "base": fleet.up("base", "--term-delay", 0.2),
+            "top": {**fleet.up("top", "--term-delay", 0.2), "depends_on": ["base"]},
+            # after the others are up (so they are surely there to be stopped)
+            "crasher": {"command": fleet.prog("crasher", "--exit-after", 0.3, *crash), "depends_on": ["top"]},
         },
         {"grace": "3s"},
     )
-    run.log("start", "top")
-    run.log("start", "base")
-    assert len(run.processes()) == 3
+    run.log("start", "crasher")
+    run.processes()
     crashed = run.t("exit", "crasher")
 
     assert run.finish() == code
@@ -124,11 +124,12 @@ def test_gives_up_after_max_restarts_and_fails_with_the_program_code(fleet: Flee
                 "restart": "on-failure",
                 "max_restarts": 2,
                 "backoff": "50ms",
+                "depends_on": ["steady"],
             },
-            "steady": {"command": fleet.prog("steady", "--term-delay", 0.05)},
+            "steady": fleet.up("steady", "--term-delay", 0.05),
         }
     )
-    run.log("start", "steady")
+    run.log("start", "broken")
     run.processes()
     assert run.finish() == 5
     assert len(run.logs("start", "broken")) == 3, "not 1 start + max_restarts restarts"
@@ -145,11 +146,12 @@ def test_never_restart_exit_zero_stops_the_fleet_with_zero(fleet: Fleet) -> None
     """A long-running program that exits 0 without restart stops the others; nobody failed, so exit 0."""
     run = fleet.start(
         {
-            "finisher": {"command": fleet.prog("finisher", "--exit-after", 0.3)},
-            "steady": {"command": fleet.prog("steady")},
+            "finisher": {"command": fleet.prog("finisher", "--exit-after", 0.3), "depends_on": ["steady"]},
+            "steady": fleet.up("steady"),
         }
     )
-    run.log("start", "steady")
+    run.log("start", "finisher")
+    run.processes()
     assert run.finish() == 0
     assert run.log("term", "steady", timeout=0)
     assert run.program_report("finisher")["failure"] is None

@@ -78,8 +78,8 @@ def test_oneshot_must_exit_zero_before_dependents_and_independents_start_at_once
     )
     web_start = run.t("start", "web")
     migrate_exit, db_start, db_ready = run.t("exit", "migrate"), run.t("start", "db"), run.t("ready", "db")
-    side_start = run.t("start", "side")
-    assert side_start < migrate_exit, "an independent program waited for an unrelated oneshot"
+    side_started = run.event("started", "side")["ts"]  # gsup's clock: when it spawned side
+    assert side_started < run.event("program_exited", "migrate")["ts"], "side waited for an unrelated oneshot"
     assert db_start > migrate_exit, "db started before its oneshot dependency exited"
     assert web_start > db_ready, "web started before db was ready"
     assert run.events("stopping") == [], "a oneshot's exit 0 stopped the fleet"
@@ -136,14 +136,18 @@ def test_failing_oneshot_blocks_dependents_and_sets_the_exit_code(fleet: Fleet) 
     """A oneshot that exits non-zero: its dependents never start and gsup exits with its code."""
     run = fleet.start(
         {
-            "migrate": {"command": fleet.prog("migrate", "--exit-after", 0.3, "--code", 4), "oneshot": True},
+            "side": fleet.up("side", "--term-delay", 0.1),
+            "migrate": {
+                "command": fleet.prog("migrate", "--exit-after", 0.1, "--code", 4),
+                "oneshot": True,
+                "depends_on": ["side"],  # so that side is surely up when the fleet stops
+            },
             "web": {"command": fleet.prog("web"), "depends_on": ["migrate"]},
             "worker": {"command": fleet.prog("worker"), "depends_on": ["web"]},
-            "side": {"command": fleet.prog("side", "--term-delay", 0.1)},
         },
         args=(),  # the text report, for people
     )
-    run.log("start", "side")
+    run.log("start", "migrate")
     run.processes()
     assert run.finish() == 4
     assert run.logs("start", "web") == [] and run.logs("start", "worker") == []
