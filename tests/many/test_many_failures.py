@@ -52,19 +52,21 @@ def test_crash_stops_the_others_and_gsup_exits_with_its_code(
 FLAKY = """
 n=$(( $(cat "$RUNS" 2>/dev/null || echo 0) + 1 )); echo $n > "$RUNS"
 echo "@start name=flaky t=$(date +%s.%N) run=$n"
-[ $n -le 3 ] && exit 1
+[ $n -le 3 ] && echo "@exit name=flaky t=$(date +%s.%N) code=1" && exit 1
 sleep 120 & wait $!
 """
+#: Late a restart may be (scheduling on shared cores), and still tell 200/400/800 ms
+#: from a constant, linear or off-by-one (400/800/1600 ms) backoff.
+LATE = 0.19
 
 
-@pytest.mark.timeout(40)
-def test_on_failure_restarts_with_exponential_backoff(fleet: Fleet) -> None:
-    """restart = on-failure with backoff 200ms: restarts 200, 400, 800 ms after each failure, then it runs."""
+def _restart_three_times(fleet: Fleet, attempt: int) -> list[str]:
+    """One fleet whose program fails 3 times; every guarantee checked; the timing errors returned."""
     run = fleet.start(
         {
             "flaky": {
                 "command": ["sh", "-c", FLAKY, "flaky", fleet.token],
-                "env": {"RUNS": str(fleet.tmp / "runs")},
+                "env": {"RUNS": str(fleet.tmp / f"runs-{attempt}")},
                 "restart": "on-failure",
                 "backoff": "200ms",
             },
@@ -73,22 +75,42 @@ def test_on_failure_restarts_with_exponential_backoff(fleet: Fleet) -> None:
     )
     run.log("start", "flaky", n=4)
     starts = [float(e["t"]) for e in run.logs("start", "flaky")]
+    exits = [float(e["t"]) for e in run.logs("exit", "flaky")]
     expected = [0.2, 0.4, 0.8]
-    for gap, delay in zip(gaps(starts), expected):
-        assert delay <= gap <= delay + 0.15, f"starts spaced {gaps(starts)}, expected ~{expected}"
-    # gsup's own clock: from the exit it reaped to the restart it made.
-    exits = [e["ts"] for e in run.events("program_exited", "flaky")]
-    restarts = [e["ts"] for e in run.events("started", "flaky")][1:]
-    for exited, started, delay in zip(exits, restarts, expected):
-        assert delay - 0.005 <= started - exited <= delay + 0.15, (exits, restarts)
     assert [e["delay"] for e in run.events("restart_scheduled", "flaky")] == expected
     assert len(run.logs("start", "steady")) == 1, "a neighbour's restart disturbed another program"
     assert run.events("stopping") == []
+    spacing = [round(g, 3) for g in gaps(starts)]
+    downtime = [round(b - a, 3) for a, b in zip(exits, starts[1:])]
+    # gsup's own clock: from the exit it reaped to the restart it made.
+    reaped = [e["ts"] for e in run.events("program_exited", "flaky")]
+    restarted = [e["ts"] for e in run.events("started", "flaky")][1:]
+    by_gsup = [round(b - a, 3) for a, b in zip(reaped, restarted)]
+    for measured in (spacing, downtime, by_gsup):
+        assert all(m >= d - 0.005 for m, d in zip(measured, expected)), f"restarted early: {measured}"
 
     run.send(signal.SIGTERM)
     assert run.finish() == 0
     assert run.program_report("flaky")["restarts"] == 3
     assert run.leftovers() == []
+    errors = []
+    for what, measured, slack in (
+        ("from each exit to the next start", downtime, LATE),
+        ("from start to start", spacing, LATE + 0.1),  # the failed run's own time included
+        ("by gsup's clock", by_gsup, LATE),
+    ):
+        if any(m > d + slack for m, d in zip(measured, expected)):
+            errors.append(f"{what}: {measured}, not ~{expected}")
+    return errors
+
+
+@pytest.mark.timeout(40)
+def test_on_failure_restarts_with_exponential_backoff(fleet: Fleet) -> None:
+    """restart = on-failure with backoff 200ms: restarts 200, 400, 800 ms after each failure, then it runs."""
+    errors = _restart_three_times(fleet, 1)
+    if errors:  # late, not early: a burst of load on shared cores; a real fault shows twice
+        errors = _restart_three_times(fleet, 2)
+    assert errors == []
 
 
 @pytest.mark.timeout(30)

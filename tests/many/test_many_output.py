@@ -194,10 +194,16 @@ def test_prefix_false_passes_stdout_through_raw(fleet: Fleet) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_timestamps_prefix_each_line_with_the_time(fleet: Fleet) -> None:
-    """timestamps = true puts HH:MM:SS.mmm before the prefix of each line."""
-    run = fleet.start({"clock": {"command": fleet.prog("clock", "--lines", 3), "timestamps": True}})
+def test_custom_prefix_and_timestamps(fleet: Fleet) -> None:
+    """prefix = "LABEL" replaces the name (padded like names); timestamps = true puts HH:MM:SS.mmm first."""
+    run = fleet.start(
+        {
+            "clock": {"command": fleet.prog("clock", "--lines", 3), "timestamps": True},
+            "database": {"command": fleet.prog("database", "--lines", 2), "prefix": "db"},
+        }
+    )
     run.log("wrote", "clock")
+    run.log("wrote", "database")
     run.send(signal.SIGTERM)
     assert run.finish() == 0
     assert run.out is not None
@@ -205,6 +211,10 @@ def test_timestamps_prefix_each_line_with_the_time(fleet: Fleet) -> None:
     assert len(lines) == 3
     for line in lines:
         assert re.fullmatch(rb"\d\d:\d\d:\d\d\.\d{3} clock \| clock-\d-[a-z]*", line), line
+    assert [line for line in run.out.lines if b"database-" in line] == [
+        b"db    | database-0-",
+        b"db    | database-1-a",
+    ]
 
 
 FLOOD = (

@@ -110,3 +110,52 @@ def test_per_program_grace_and_stop_signal(fleet: Fleet) -> None:
     assert (calm["code"], calm["force_killed"], calm["stop_signal"]) == (0, False, "SIGINT")
     assert run.log("term", "calm", timeout=0)["sig"] == "SIGINT", "its stop_signal was not used"
     assert run.leftovers() == []
+
+
+@pytest.mark.timeout(30)
+def test_second_sigint_kills_at_once_and_repeated_term_is_ignored(fleet: Fleet) -> None:
+    """During the stop a repeated SIGTERM changes nothing; a second SIGINT SIGKILLs the rest at once: 137."""
+    run = fleet.start(
+        {
+            "stubborn": {"command": fleet.prog("stubborn", "--ignore-term")},
+            "good": {"command": fleet.prog("good", "--term-delay", 0.1)},
+        },
+        {"grace": "20s", "platform": "none"},
+    )
+    run.log("start", "stubborn")
+    run.log("start", "good")
+    run.processes()
+    run.send(signal.SIGINT)
+    run.log("stopped", "good")
+    run.send(signal.SIGTERM)
+    run.event("repeat_ignored")
+    assert run.events("escalated") == []
+    sent = run.send(signal.SIGINT)
+    assert run.finish() == 137
+    assert run.exited_at is not None and run.exited_at - sent < 2.0, "the second SIGINT did not kill at once"
+    assert "second SIGINT" in run.event("escalated", timeout=0)["message"]
+    assert run.program_report("stubborn")["force_killed"] is True
+    assert run.program_report("good")["force_killed"] is False
+    assert run.leftovers() == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: the text report says 'force-killed: SIGKILL when its grace ran out' for a program "
+    "killed by the second SIGINT (log._fleet_rows has one wording for every escalation)",
+)
+def test_report_says_why_a_program_was_killed(fleet: Fleet) -> None:
+    """The text report does not claim the grace ran out when a second SIGINT killed the program."""
+    run = fleet.start(
+        {"stubborn": {"command": fleet.prog("stubborn", "--ignore-term")}},
+        {"grace": "20s", "platform": "none"},
+        args=(),
+    )
+    run.log("start", "stubborn")
+    run.send(signal.SIGINT)
+    run.err.wait_for(lambda: b"sent SIGINT" in run.err.data, 10, "the stop")
+    run.send(signal.SIGINT)
+    assert run.finish() == 137
+    row = next(line for line in run.stderr_text().splitlines() if line.startswith("gsup: stubborn "))
+    assert "force-killed" in row and "grace ran out" not in row, row
