@@ -89,6 +89,7 @@ class Program:
     stop_sig: Optional[int] = None
     kill_at: Optional[float] = None
     killed: bool = False
+    kill_reason: Optional[str] = None
     status: Optional[ChildStatus] = None
     exited_at: Optional[float] = None
     failure: Optional[str] = None
@@ -97,6 +98,11 @@ class Program:
     @property
     def running(self) -> bool:
         return self.state in (State.STARTING, State.READY)
+
+    @property
+    def force_killed(self) -> bool:
+        """gsup's SIGKILL ended it (not an exit of its own that beat the kill)."""
+        return self.killed and self.status is not None and self.status.signal == signal.SIGKILL
 
 
 class Fleet:
@@ -129,7 +135,7 @@ class Fleet:
     def exit_code(self) -> int:
         if self.first_failure is not None:
             return self.first_failure[1]
-        if any(p.killed and p.status is not None for p in self.programs.values()):
+        if any(p.force_killed for p in self.programs.values()):
             return EXIT_FORCE_KILLED
         return 0
 
@@ -279,7 +285,7 @@ class Fleet:
             actions += self._advance_stop(now)
         for p in self.programs.values():
             if p.running and p.kill_at is not None and not p.killed and now >= p.kill_at:
-                p.killed = True
+                p.killed, p.kill_reason = True, "its grace ran out"
                 actions += [
                     Note("escalated", f"{p.spec.name}: its grace ran out: SIGKILL", {"program": p.spec.name}),
                     Kill(p.spec.name),
@@ -403,5 +409,5 @@ class Fleet:
         self.kill_wait_end = now + self.plan.kill_wait
         for p in self.programs.values():
             if p.running:
-                p.killed = True
+                p.killed, p.kill_reason = True, why
         return [Note("escalated", f"{why}: sending SIGKILL to everything left", {"reason": why}), Kill(None)]

@@ -52,6 +52,7 @@ def report_fields(o: Outcome) -> dict[str, object]:
                 "stop_signal": signal_name(p.stop_signal) if p.stop_signal else None,
                 "stop_seconds": None if p.stop_seconds is None else round(p.stop_seconds, 6),
                 "force_killed": p.force_killed,
+                "escalation": p.escalation,
                 "restarts": p.restarts,
                 "failure": p.failure,
                 "started": p.started,
@@ -111,7 +112,7 @@ def _fleet_rows(o: Outcome, rows: list[tuple[str, str]]) -> list[tuple[str, str]
             if p.stop_seconds is not None and p.stop_signal:
                 text += f", {p.stop_seconds:.3f}s after {signal_name(p.stop_signal)}"
             if p.force_killed:
-                text += "; force-killed: SIGKILL when its grace ran out"
+                text += f"; force-killed: SIGKILL ({p.escalation or 'grace ran out'})"
             if p.restarts:
                 text += f"; restarted {p.restarts} time(s)"
             if p.failure:

@@ -303,7 +303,8 @@ class ManyRun:
                 stop_seconds=None
                 if p.signalled_at is None or p.exited_at is None
                 else p.exited_at - p.signalled_at,
-                force_killed=p.killed and p.status is not None,
+                force_killed=p.force_killed,
+                escalation=p.kill_reason if p.force_killed else None,
                 restarts=p.restarts,
                 failure=p.failure,
                 started=p.pid is not None,

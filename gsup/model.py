@@ -145,6 +145,7 @@ class ProgramOutcome:
     stop_signal: Optional[int] = None
     stop_seconds: Optional[float] = None
     force_killed: bool = False
+    escalation: Optional[str] = None  # why gsup sent SIGKILL, if it did
     restarts: int = 0
     failure: Optional[str] = None
     started: bool = True

@@ -140,11 +140,6 @@ def test_second_sigint_kills_at_once_and_repeated_term_is_ignored(fleet: Fleet) 
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the text report says 'force-killed: SIGKILL when its grace ran out' for a program "
-    "killed by the second SIGINT (log._fleet_rows has one wording for every escalation)",
-)
 def test_report_says_why_a_program_was_killed(fleet: Fleet) -> None:
     """The text report does not claim the grace ran out when a second SIGINT killed the program."""
     run = fleet.start(
