@@ -19,9 +19,9 @@ Modes:
     Meant to run as PID 2 in a fresh PID namespace, under the wrapper as
     PID 1. A shell forks N subshells that block on a pipe and exits, so the N
     become orphans of PID 1. Closing the pipe releases them all at once; each
-    writes one byte to a count pipe and exits. The helper then polls PID 1's
-    children (``/proc/1/task/1/children``, one read) until none is left, and
-    prints one JSON line: time from the release to the last exit and to the
+    writes one byte to a count pipe and exits. The helper then counts the
+    processes in /proc (the namespace's own) every 2 ms until none is left
+    but PID 1 and itself, and prints one JSON line: time from the release to the last exit and to the
     last reap, and the largest number of zombies seen.
 """
 
@@ -77,6 +77,21 @@ def _children_of_init() -> list[int]:
     return [int(p) for p in data.split()]
 
 
+def _processes_besides(me: int) -> int:
+    """Processes in this PID namespace other than PID 1 and *me*, zombies included.
+
+    Listing /proc walks the PID table under RCU: unlike
+    ``/proc/1/task/1/children``, it takes no lock that reaping needs, so the
+    observer does not slow the reaper down.
+    """
+    count = 0
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name[0].isdigit():
+                count += 1
+    return count - 2 if me != 1 else count - 1
+
+
 def orphans(n: int) -> None:
     me = os.getpid()
     gate_r, gate_w = os.pipe()
@@ -123,7 +138,7 @@ def orphans(n: int) -> None:
                 exited += len(chunk)
         except BlockingIOError:
             pass
-        remaining = len([p for p in _children_of_init() if p != me])
+        remaining = _processes_besides(me)
         now = time.monotonic()
         samples += 1
         alive = n - exited
@@ -136,7 +151,7 @@ def orphans(n: int) -> None:
             break
         if now > deadline:
             break
-        time.sleep(0.0005)
+        time.sleep(0.002)
     _write(
         json.dumps(
             {
