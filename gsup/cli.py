@@ -191,7 +191,6 @@ def run(
 
 def _supervise(resolved: "Resolved") -> int:
     """Start, hand over to the lean supervising process, or supervise here."""
-    from gsup.lean import Handoff, handoff
     from gsup.log import make_sink
     from gsup.supervisor import start, supervise_many, supervise_spawned
 
@@ -202,8 +201,13 @@ def _supervise(resolved: "Resolved") -> int:
     except GsupError as e:
         make_sink(resolved.log_format, **options).error(e.message)
         return e.exit_code
-    handoff(Handoff(plan, spawned, resolved.log_format, sys_path=tuple(sys.path), **options))
-    # Still here: no exec possible. Supervise in this process.
+    from gsup import reaper
+    from gsup.lean import Handoff, handoff
+
+    # A child that is already gone needs no long-lived supervisor: finish here.
+    if spawned is None or not reaper.has_exited(spawned.pid):
+        handoff(Handoff(plan, spawned, resolved.log_format, sys_path=tuple(sys.path), **options))
+    # Still here: the child has exited already, or no exec was possible.
     sink = make_sink(resolved.log_format, **options)
     try:
         outcome = supervise_many(plan, sink) if spawned is None else supervise_spawned(plan, sink, spawned)

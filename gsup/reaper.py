@@ -58,3 +58,11 @@ def collect(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def has_exited(pid: int) -> bool:
+    """Whether child *pid* has exited, without collecting its status (WNOWAIT)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
