@@ -244,8 +244,8 @@ def test_stalled_stdout_does_not_delay_the_stop_or_the_deadline(fleet: Fleet) ->
     gsup = run.gsup.pid
     [flood] = run.processes()
     # Read unevenly, like a lagging log shipper, until gsup is caught writing
-    # (or for 2 s: a gsup that never blocks in write() is what this test wants).
-    until = time.monotonic() + 2.0
+    # (or for 1 s: a gsup that never blocks in write() is what this test wants).
+    until = time.monotonic() + 1.0
     while time.monotonic() < until:
         got += len(os.read(run.stdout_fd, 1000 + got % 7000))
         time.sleep(0.0005)
