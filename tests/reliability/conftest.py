@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,17 @@ import pytest
 from .relkit import Mode, Runner, can_unshare, kill_tagged
 
 HERE = Path(__file__).resolve().parent
+
+# When a property fails, hypothesis imports its patch writer, which imports
+# libcst, which trips a DeprecationWarning in mypy_extensions; with
+# filterwarnings = error that turns the failure report into an INTERNALERROR
+# that ends the session. Import it here, once, with the warning silenced.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _full_forms_wanted(config: pytest.Config) -> bool:

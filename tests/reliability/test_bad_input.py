@@ -528,34 +528,55 @@ ODD_ARGV: list[list[bytes]] = [
 ]
 
 
-def dump_and_compare(mode: Any, gsup: Any, tmp_path: Path, args: list[bytes]) -> None:
-    out = tmp_path / "argv.bin"
-    run = gsup(["--grace", "5s", "--", *[os.fsencode(a) for a in prog("argv_dump", str(out))], *args])
-    assert run.finish(60) == 0, run.err.text()[-2000:]
-    data, got = out.read_bytes(), []
+def read_dump(path: Path) -> list[bytes]:
+    """The arguments progs/argv_dump.py wrote (length-prefixed, byte-exact)."""
+    data, got = path.read_bytes(), []
     while data:
         n = int.from_bytes(data[:8], "big")
         got.append(data[8 : 8 + n])
         data = data[8 + n :]
-    assert got == args
+    return got
+
+
+def dump_and_compare(gsup: Any, tmp_path: Path, args: list[bytes]) -> None:
+    out = tmp_path / "argv.bin"
+    run = gsup(["--grace", "5s", "--", *[os.fsencode(a) for a in prog("argv_dump", str(out))], *args])
+    assert run.finish(60) == 0, run.err.text()[-2000:]
+    assert read_dump(out) == args
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("args", ODD_ARGV, ids=["dashes", "empty", "newlines", "non-utf8", "shell", "modes"])
-def test_odd_argv_reaches_the_child_byte_exact(mode, gsup, tmp_path, args):
+def test_odd_argv_reaches_the_child_byte_exact(gsup, tmp_path, args):
     """Arguments with leading dashes, empty strings, newlines, non-UTF-8 bytes or gsup's own words reach the
     child byte for byte."""
-    dump_and_compare(mode, gsup, tmp_path, args)
+    dump_and_compare(gsup, tmp_path, args)
 
 
 @pytest.mark.timeout(60)
-def test_100_kib_of_arguments_reach_the_child_byte_exact(mode, gsup, tmp_path):
+def test_odd_argv_in_a_config_reaches_the_program_exact(gsup, tmp_path):
+    """Many programs: a command list with leading dashes, empty strings, newlines and non-ASCII text
+    reaches the program exactly."""
+    args = ["-x", "--", "", " ", "line\nbreak", "tab\t", "caf\u00e9 \u2603", "$HOME", "--config"]
+    out = tmp_path / "argv.bin"
+    config = tmp_path / "gsup.toml"
+    command = [*prog("argv_dump", str(out)), *args]
+    config.write_text(
+        f'[gsup]\ngrace = "5s"\n\n[programs.p]\ncommand = {json.dumps(command)}\noneshot = true\n'
+    )
+    run = gsup(["--config", str(config)])
+    assert run.finish(60) == 0, run.err.text()[-2000:]
+    assert read_dump(out) == [a.encode() for a in args]
+
+
+@pytest.mark.timeout(60)
+def test_100_kib_of_arguments_reach_the_child_byte_exact(gsup, tmp_path):
     """A 100 KiB argument list (1,000 arguments of every byte value but NUL) reaches the child
     byte for byte."""
     alphabet = bytes(range(1, 256))
     args = [(alphabet * 2)[i % 255 : i % 255 + 105] for i in range(1000)]
     assert sum(map(len, args)) >= 100 * 1024
-    dump_and_compare(mode, gsup, tmp_path, args)
+    dump_and_compare(gsup, tmp_path, args)
 
 
 @pytest.mark.timeout(300)
@@ -574,10 +595,4 @@ def test_random_argv_reaches_the_child_byte_exact(args):
             timeout=60,
         )
         assert r.returncode == 0, r.stderr
-        data = Path(out).read_bytes()
-    got = []
-    while data:
-        n = int.from_bytes(data[:8], "big")
-        got.append(data[8 : 8 + n])
-        data = data[8 + n :]
-    assert got == args
+        assert read_dump(Path(out)) == args
