@@ -221,6 +221,7 @@ def _supervise(resolved: "Resolved") -> int:
 def main(argv: Optional[List[str]] = None) -> NoReturn:
     """The ``gsup`` console script."""
     args = sys.argv[1:] if argv is None else list(argv)
+    _reserve_stdio()
     mode = "run"
     if args and args[0] in MODES:
         mode, args = args[0], args[1:]
@@ -251,6 +252,23 @@ def _invoke(args: List[str], mode: str) -> object:
         ctx.meta["gsup_mode"] = mode
         ctx.meta["gsup_argv"] = original
         return command.invoke(ctx)
+
+
+def _reserve_stdio() -> None:
+    """Open /dev/null on any of fds 0-2 that is closed (``2>&-``).
+
+    Otherwise gsup's own descriptors (the signalfd, pipes) would take those
+    numbers, and gsup or its children would write their output into them.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # os.open made it close-on-exec
 
 
 def _print_error(message: str) -> None:

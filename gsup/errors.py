@@ -21,6 +21,8 @@ class GsupError(Exception):
     exit_code = EXIT_INTERNAL
 
     def __init__(self, message: str, *, pid: Optional[int] = None) -> None:
+        # One line, whatever the input held (a program name with a newline...).
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         super().__init__(message)
         self.message = message
         #: A child that was forked for this attempt and must still be reaped.

@@ -9,6 +9,7 @@ Owns: the words and fields of every event line and of the final report,
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 from typing import IO, Callable, Optional
@@ -128,19 +129,73 @@ def _fleet_rows(o: Outcome, rows: list[tuple[str, str]]) -> list[tuple[str, str]
 
 
 class _Writer:
-    """Best-effort writes: a closed or full stderr must not stop supervision."""
+    """Writes that never hold up supervision: a closed or full stderr must not.
+
+    On a real descriptor (gsup's stderr) a message is written only as far as
+    the descriptor takes it now; the rest waits, in order, for the next
+    message, and the final report waits at most ``FINAL_WAIT``. A log reader
+    that stops reading thus loses gsup's last words, never the SIGKILL at the
+    deadline. Anything else (a queue in many-programs mode, a test's buffer)
+    is written as it is.
+    """
+
+    #: The most gsup holds back for a stuck stderr; older text is dropped first.
+    LIMIT = 1024 * 1024
 
     def __init__(self, stream: Optional[TextStream]) -> None:
         self.stream = stream
+        self.pending = bytearray()
+        self.fd: Optional[int] = None
+        fileno = getattr(stream, "fileno", None)
+        if fileno is not None:
+            try:
+                self.fd = fileno()
+            except (OSError, ValueError):
+                self.fd = None
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, *, wait: float = 0.0) -> None:
         if self.stream is None:
             return
+        if self.fd is None:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.stream = None  # EPIPE, EBADF, closed: stop writing, keep supervising
+            return
+        self.pending += text.encode(errors="replace")
+        if len(self.pending) > self.LIMIT:
+            del self.pending[: len(self.pending) - self.LIMIT]
+        self._push(wait)
+
+    def _push(self, wait: float) -> None:
+        assert self.fd is not None and self.stream is not None  # checked by write()
         try:
-            self.stream.write(text)
-            self.stream.flush()
+            self.stream.flush()  # whatever Python itself buffered goes first
         except (OSError, ValueError):
-            self.stream = None  # EPIPE, EBADF, closed: stop writing, keep supervising
+            pass
+        deadline = time.monotonic() + wait
+        while self.pending:
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([], [self.fd], [], left)[1]:
+                return  # not now: the rest goes with the next message
+            try:
+                n = os.write(self.fd, self.pending[:4096])  # PIPE_BUF: never blocks after poll
+            except BlockingIOError:
+                continue
+            except OSError:
+                self.stream, self.pending = None, bytearray()
+                return
+            del self.pending[:n]
+
+    def finish(self) -> None:
+        """The report is out, or given up on after ``FINAL_WAIT``."""
+        if self.fd is not None and self.stream is not None:
+            self._push(FINAL_WAIT)
+
+
+#: How long gsup waits, at most, for a stuck stderr to take its final report.
+FINAL_WAIT = 0.25
 
 
 class TextSink:
@@ -167,9 +222,11 @@ class TextSink:
         rows = report_rows(outcome)
         width = max(len(label) for label, _ in rows)
         self.out.write("".join(f"gsup: {label:<{width}}  {text}\n" for label, text in rows))
+        self.out.finish()
 
     def error(self, message: str) -> None:
         self.out.write(f"gsup: error: {message}\n")
+        self.out.finish()
 
 
 class JsonSink:
@@ -205,9 +262,11 @@ class JsonSink:
 
     def report(self, outcome: Outcome) -> None:
         self._emit("exit", report_fields(outcome))
+        self.out.finish()
 
     def error(self, message: str) -> None:
         self._emit("error", {"message": message})
+        self.out.finish()
 
 
 def make_sink(log_format: str, *, quiet: bool, verbose: bool) -> Sink:

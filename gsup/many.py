@@ -291,7 +291,10 @@ class ManyRun:
     def _finish(self) -> Outcome:
         self._sweep()  # nothing outlives gsup
         reap_remaining(self.inbox, self.plan.kill_wait)
-        self._drain_output(5.0)
+        # Pending program output gets at most half the smallest margin (1 s),
+        # the report a quarter (log.FINAL_WAIT): a stdout nobody reads must not
+        # push gsup past the platform's deadline.
+        self._drain_output(0.5)
         self.sink.use_stream(sys.stderr)  # the report: written whole, after everything else
         f = self.fleet
         programs = tuple(

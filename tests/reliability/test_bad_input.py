@@ -361,11 +361,6 @@ def test_any_config_resolves_or_is_a_usage_error(data):
             assert kind != "valid", f"a valid config refused: {e.message}\n{text}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.programs_from puts the raw program name in its message: a name with a newline "
-    "gives a two-line error",
-)
 def test_program_name_with_a_newline_is_one_line(tmp_path):
     """An invalid program name with a newline in it is reported on one line."""
     path = tmp_path / "gsup.toml"

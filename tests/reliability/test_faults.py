@@ -188,15 +188,7 @@ def unread():
     pipe.close()
 
 
-BUG_BLOCKING_STDERR = (
-    "single command: gsup writes its own messages to stderr with blocking writes (log.TextSink): "
-    "once that pipe is full (a log collector that stopped reading) the loop blocks in write() "
-    "and never escalates"
-)
-
-
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=BUG_BLOCKING_STDERR)
 def test_full_log_pipe_single(gsup, tag, unread):
     """With stdout and stderr one pipe nobody reads (2>&1 | stuck reader), filled by the child, gsup still
     kills a stubborn child at the grace: exit 137."""
@@ -217,7 +209,6 @@ def test_full_log_pipe_single(gsup, tag, unread):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=BUG_BLOCKING_STDERR)
 def test_full_stderr_from_gsups_own_messages(gsup, tag, unread):
     """A stderr pipe nobody reads, filled by gsup's own messages about forwarded signals, does not stop gsup
     from killing a stubborn child at the grace."""
@@ -240,15 +231,7 @@ def test_full_stderr_from_gsups_own_messages(gsup, tag, unread):
     assert run.exited_at is not None and run.exited_at - t < GRACE + 2
 
 
-BUG_LONG_DRAIN = (
-    "many programs: after the SIGKILL gsup spends up to 5 s (ManyRun._drain_output) trying to "
-    "write pending output into a stuck stdout, beyond the 1 s margin the budget reserves for "
-    "its SIGKILL, reaping and report: the platform's own SIGKILL would come first"
-)
-
-
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=BUG_LONG_DRAIN)
 def test_full_log_pipe_many(gsup, tag, tmp_path, unread):
     """Many programs, stdout and stderr one pipe nobody reads: a stubborn program flooding it is killed at
     the grace, and gsup exits 137 within the budget's margin."""
@@ -287,12 +270,6 @@ def test_full_stdout_many_still_stops(gsup, tag, tmp_path, unread):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="with fd 2 closed at start, gsup's own signalfd becomes fd 2: the programs' "
-    "stderr lines are queued for it forever (reading stalls above 1 MiB, so the "
-    "programs block) and the final drain waits 5 s for it",
-)
 def test_closed_stderr_many(gsup, tag, tmp_path):
     """Many programs with gsup's stderr closed (2>&-): a program's output to stderr is dropped, its stdout
     keeps flowing, and the stop ends gsup at once."""
