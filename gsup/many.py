@@ -64,6 +64,7 @@ class ManyRun:
         self.reading = True
         self.orphans_reaped = 0
         self.leftovers_killed = 0
+        self.killed: set[int] = set()  # every non-program pid gsup SIGKILLed
 
     # -- the loop ------------------------------------------------------------
 
@@ -120,6 +121,8 @@ class ManyRun:
             else:
                 self.orphans_reaped += 1
                 self.sink.event("orphan_reaped", f"reaped pid {pid}: {status.describe()}", pid=pid)
+        if remain and self.fleet.killing:
+            self._sweep()  # something forked past the kill: again, until nothing is left
         if not remain:
             self.fleet.on_all_gone(now)
         self._act(self.fleet.on_deadline(self.clock()))
@@ -230,13 +233,13 @@ class ManyRun:
 
     def _sweep(self) -> int:
         """SIGKILL every descendant still there; return how many were not programs."""
-        program_pids = {p.pid for p in self.fleet.programs.values() if p.running}
-        seen = kill_descendants()
-        extra = len(seen - program_pids - set(self.probes))
-        self.leftovers_killed += extra
-        if extra:
-            self.sink.event("leftovers_killed", f"killed {extra} leftover process(es)", count=extra)
-        return extra
+        program_pids = {p.pid for p in self.fleet.programs.values() if p.pid is not None}
+        fresh = kill_descendants() - program_pids - set(self.probes) - self.killed
+        self.killed |= fresh
+        self.leftovers_killed = len(self.killed)
+        if fresh:
+            self.sink.event("leftovers_killed", f"killed {len(fresh)} leftover process(es)", count=len(fresh))
+        return len(fresh)
 
     # -- output --------------------------------------------------------------
 

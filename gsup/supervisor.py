@@ -181,6 +181,7 @@ class _Run:
         self.machine = Lifecycle(plan, started, terminal=terminal, pid1=os.getpid() == 1)
         self.child_alive = True
         self.tally = _Tally()
+        self.killed: set[int] = set()  # every pid gsup SIGKILLed, but the child
         self.redraw_at: Optional[float] = None
         self.countdown_on = True
         sink.event(
@@ -236,6 +237,10 @@ class _Run:
                     f"reaped pid {pid}: {ChildStatus.from_wait(wait_status).describe()}",
                     pid=pid,
                 )
+        if remain and self.machine.phase is Phase.KILLING:
+            # Something forked past the kill (a fork loop in a session of its
+            # own): kill again at each exit until nothing is left.
+            self.kill_all()
         if not remain and not self.child_alive:
             self._act(self.machine.on_all_gone(now))
         self._act(self.machine.on_deadline(self.clock()))
@@ -309,11 +314,11 @@ class _Run:
                 pass
         elif self.child_alive:
             signal_pid(self.pid, signal.SIGKILL)
-        seen = kill_descendants()
-        seen.discard(self.pid)
-        self.tally.leftovers_killed += len(seen)
-        if seen:
-            self.sink.event("leftovers_killed", f"killed {len(seen)} leftover process(es)", count=len(seen))
+        fresh = kill_descendants() - self.killed - {self.pid}
+        self.killed |= fresh
+        self.tally.leftovers_killed = len(self.killed)
+        if fresh:
+            self.sink.event("leftovers_killed", f"killed {len(fresh)} leftover process(es)", count=len(fresh))
 
     # -- the result ------------------------------------------------------------
 
