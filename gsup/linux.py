@@ -14,7 +14,6 @@ from collections.abc import Iterable
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
-PR_GET_CHILD_SUBREAPER = 37
 
 _SFD_NONBLOCK = os.O_NONBLOCK
 _SFD_CLOEXEC = 0o2000000  # == O_CLOEXEC on every Linux architecture gsup targets
@@ -40,12 +39,6 @@ def prctl(option: int, arg: int) -> int:
 def set_name(name: bytes) -> None:
     """The process name (``comm``: what ps -o comm and top show), 15 bytes at most."""
     _check(_libc.prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0))
-
-
-def get_child_subreaper() -> bool:
-    flag = ctypes.c_int(0)
-    _check(_libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0))
-    return bool(flag.value)
 
 
 def signalfd(signals: Iterable[int]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional, Protocol, Tuple
 
@@ -157,7 +157,6 @@ class StopCause(str, enum.Enum):
     CHILD_EXIT = "child exited"
     SIGNAL = "stop signal received"
     SPAWN_FAILED = "command could not be started"
-    INTERNAL = "internal error"
 
 
 @dataclass(frozen=True)
@@ -213,6 +212,3 @@ class Sink(Protocol):
 
     def use_stream(self, stream: TextStream) -> None:
         """Write to *stream* from now on (many-programs mode shares stderr)."""
-
-
-Argv = Sequence[bytes]
