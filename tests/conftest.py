@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
+from prockit import wait_first_child
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 #: The versatile helper child; see its docstring for its flags and lines.
@@ -371,26 +372,11 @@ class Run:
         if self._gsup is None:
             pid = self.proc.pid
             if self.mode.pid1:
-                pid = self._child_of(pid)
+                pid = wait_first_child(pid)
             st = stat(pid)
             assert st is not None, "gsup is not running"
             self._gsup = Proc(pid, st.start)
         return self._gsup
-
-    def _child_of(self, pid: int) -> int:
-        # unshare forks gsup at once; normally this is read after a line from
-        # the helper, so the first read finds it. There is no event for a fork.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    kids = f.read().split()
-            except FileNotFoundError:
-                kids = []
-            if kids:
-                return int(kids[0])
-            time.sleep(0.005)
-        raise AssertionError("unshare did not start gsup")
 
     @property
     def pid(self) -> int:

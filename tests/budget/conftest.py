@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
+from prockit import children_of
 
 #: The console script next to the interpreter (a PATH shim would add a shell).
 GSUP = os.path.join(os.path.dirname(sys.executable), "gsup")
@@ -58,22 +59,6 @@ def proc_state(pid: int) -> Optional[str]:
 def alive(pid: int) -> bool:
     """Running, and not a zombie."""
     return proc_state(pid) not in (None, "Z", "X")
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of *pid* (every thread's)."""
-    out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return out
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return out
 
 
 def tree(pid: int) -> list[int]:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from prockit import wait_first_child
+
 GSUP = os.path.join(os.path.dirname(sys.executable), "gsup")
 PROG_PATH = str(Path(__file__).resolve().parent / "progs" / "prog.py")
 UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc")
@@ -363,26 +365,11 @@ class Run:
         if self._gsup is None:
             pid = self.proc.pid
             if self.how.pid1:
-                pid = self._child_of(pid)
+                pid = wait_first_child(pid)
             st = _stat(pid)
             assert st is not None, "gsup is not running"
             self._gsup = Proc(pid, st[3])
         return self._gsup
-
-    def _child_of(self, pid: int) -> int:
-        # unshare forks gsup at once; this is read after gsup has said something,
-        # so the first read finds it (there is no event for a fork to wait on).
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    kids = f.read().split()
-            except FileNotFoundError:
-                kids = []
-            if kids:
-                return int(kids[0])
-            time.sleep(0.005)
-        raise AssertionError("unshare did not start gsup")
 
     def send(self, sig: int = signal.SIGTERM) -> float:
         """Signal gsup; return the time just before."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import pytest
+from prockit import first_child, wait_first_child
 
 #: The console script next to the interpreter running the tests.
 GSUP = os.path.join(os.path.dirname(sys.executable), "gsup")
@@ -325,16 +326,7 @@ class Gsup:
         if self._host is None:
             pid = self.proc.pid
             if self.mode.pid1:
-                # unshare forks gsup at once; there is no event for a fork.
-                def child() -> Optional[int]:
-                    try:
-                        with open(f"/proc/{pid}/task/{pid}/children") as f:
-                            kids = f.read().split()
-                    except FileNotFoundError:
-                        return None
-                    return int(kids[0]) if kids else None
-
-                pid = wait_until(child, 10, "unshare starts gsup", step=0.002)
+                pid = wait_first_child(pid)
             self._host = pid
         return self._host
 
@@ -390,12 +382,7 @@ class Gsup:
         """gsup's host pid if it is known or can be found at once (no waiting)."""
         if self._host is not None or not self.mode.pid1:
             return self.pid
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                kids = f.read().split()
-        except FileNotFoundError:
-            return None
-        return int(kids[0]) if kids else None
+        return first_child(self.proc.pid)
 
     def close(self) -> None:
         """Kill, by pid, everything this run started; reap it; close the pipes."""
