@@ -17,7 +17,7 @@ from typing import Annotated, Dict, List, NoReturn, Optional
 import typer
 
 from gsup import __version__
-from gsup.config import OPTIONS, Resolved, Setting, Source
+from gsup.config import OPTIONS, Resolved, Setting, Source, env_name
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError
 
 USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
@@ -56,10 +56,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def _env(name: str) -> str:
-    return "GSUP_" + name.upper()
-
-
 @app.command(help=HELP)
 def run(
     ctx: typer.Context,
@@ -67,14 +63,14 @@ def run(
     grace: Annotated[
         Optional[str],
         typer.Option(
-            envvar=_env("grace"),
+            envvar=env_name("grace"),
             help="Time from the stop signal until SIGKILL. Default: from the budget.",
         ),
     ] = None,
     platform: Annotated[
         Optional[str],
         typer.Option(
-            envvar=_env("platform"),
+            envvar=env_name("platform"),
             help="kubernetes, ecs, cloudrun, azure, nomad, fly, heroku, systemd, docker, compose, "
             "swarm, podman or none. Default: detected.",
         ),
@@ -82,64 +78,66 @@ def run(
     platform_timeout: Annotated[
         Optional[str],
         typer.Option(
-            envvar=_env("platform_timeout"),
+            envvar=env_name("platform_timeout"),
             help="The platform's own kill deadline, if not its default.",
         ),
     ] = None,
     stop_delay: Annotated[
         Optional[str],
         typer.Option(
-            envvar=_env("stop_delay"),
+            envvar=env_name("stop_delay"),
             help="Wait this long after the stop request before signalling.",
         ),
     ] = None,
     stop_signal: Annotated[
         Optional[str],
         typer.Option(
-            envvar=_env("stop_signal"),
+            envvar=env_name("stop_signal"),
             help="Signal the child gets on stop. Default: the one received.",
         ),
     ] = None,
     rewrite: Annotated[
         Optional[List[str]],
-        typer.Option(envvar=_env("rewrite"), help="FROM:TO, repeatable: translate a forwarded signal."),
+        typer.Option(envvar=env_name("rewrite"), help="FROM:TO, repeatable: translate a forwarded signal."),
     ] = None,
     forward_to: Annotated[
         Optional[str],
-        typer.Option(envvar=_env("forward_to"), help="group (default) or child: where signals go."),
+        typer.Option(envvar=env_name("forward_to"), help="group (default) or child: where signals go."),
     ] = None,
     success_code: Annotated[
         Optional[List[str]],
-        typer.Option(envvar=_env("success_code"), help="Repeatable: exit code reported as 0 after a stop."),
+        typer.Option(
+            envvar=env_name("success_code"), help="Repeatable: exit code reported as 0 after a stop."
+        ),
     ] = None,
     success_on_stop: Annotated[
         Optional[bool],
         typer.Option(
             "--success-on-stop",
-            envvar=_env("success_on_stop"),
+            envvar=env_name("success_on_stop"),
             help="Exit 0 when the child ended by the stop signal gsup was asked to deliver.",
         ),
     ] = None,
     user: Annotated[
-        Optional[str], typer.Option(envvar=_env("user"), help="Run the child as USER[:GROUP].")
+        Optional[str], typer.Option(envvar=env_name("user"), help="Run the child as USER[:GROUP].")
     ] = None,
     parent_death_signal: Annotated[
         Optional[str],
-        typer.Option(envvar=_env("parent_death_signal"), help="Signal for the child if gsup is killed."),
+        typer.Option(envvar=env_name("parent_death_signal"), help="Signal for the child if gsup is killed."),
     ] = None,
     log_format: Annotated[
-        Optional[str], typer.Option(envvar=_env("log_format"), help="text (default) or json.")
+        Optional[str], typer.Option(envvar=env_name("log_format"), help="text (default) or json.")
     ] = None,
     quiet: Annotated[
         Optional[bool],
-        typer.Option("--quiet", "-q", envvar=_env("quiet"), help="Only errors and the report."),
+        typer.Option("--quiet", "-q", envvar=env_name("quiet"), help="Only errors and the report."),
     ] = None,
     verbose: Annotated[
         Optional[bool],
-        typer.Option("--verbose", "-v", envvar=_env("verbose"), help="Also each reaped orphan."),
+        typer.Option("--verbose", "-v", envvar=env_name("verbose"), help="Also each reaped orphan."),
     ] = None,
     config: Annotated[
-        Optional[str], typer.Option(envvar=_env("config"), help="A TOML file of settings ([gsup]).")
+        Optional[str], typer.Option(envvar=env_name("config"), help="A TOML file of settings ([gsup]).")
     ] = None,
     after: Annotated[
         Optional[str], typer.Option(help="drill: send the stop signal this long after the start.")

@@ -21,6 +21,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from gsup.lifecycle import Note as Note  # re-exported: the fleet acts with the same notes
+from gsup.lifecycle import received_note
 from gsup.model import ChildStatus, Plan, ProgramSpec, Restart
 from gsup.status import EXIT_FORCE_KILLED
 from gsup.units import format_duration, signal_name
@@ -61,13 +63,6 @@ class Kill:
     """SIGKILL the program's group and descendants (``None``: every process)."""
 
     name: Optional[str]
-
-
-@dataclass(frozen=True)
-class Note:
-    kind: str
-    message: str
-    fields: dict[str, object] = field(default_factory=dict)
 
 
 Action = Union[Start, Probe, Signal, Kill, Note]
@@ -245,13 +240,7 @@ class Fleet:
         )
 
     def on_signal(self, sig: int, now: float, sender: int = 0) -> list[Action]:
-        actions: list[Action] = [
-            Note(
-                "signal_received",
-                f"received {signal_name(sig)}" + (f" from pid {sender}" if sender else ""),
-                {"signal": signal_name(sig), "sender": sender},
-            )
-        ]
+        actions: list[Action] = [received_note(sig, sender)]
         if sig in _STOP:
             if not self.stopping:
                 self.stop_received, self.stop_sender = sig, sender

@@ -70,6 +70,15 @@ class SuspendSelf:
 Action = Union[Send, KillAll, Note, SuspendSelf]
 
 
+def received_note(sig: int, sender: int, **fields: object) -> Note:
+    """The log event for a signal gsup received (both loops' machines use it)."""
+    return Note(
+        "signal_received",
+        f"received {signal_name(sig)}" + (f" from pid {sender}" if sender else ""),
+        {"signal": signal_name(sig), "sender": sender, **fields},
+    )
+
+
 class Lifecycle:
     """The life of one supervised program, from start to the last reaped process."""
 
@@ -119,13 +128,7 @@ class Lifecycle:
     def on_signal(self, sig: int, now: float, *, delivered: bool = False, sender: int = 0) -> list[Action]:
         """A signal reached gsup. *delivered*: the child's group already got it
         from the kernel (a key typed at the terminal both share)."""
-        actions: list[Action] = [
-            Note(
-                "signal_received",
-                f"received {signal_name(sig)}" + (f" from pid {sender}" if sender else ""),
-                {"signal": signal_name(sig), "sender": sender, "from_terminal": delivered},
-            )
-        ]
+        actions: list[Action] = [received_note(sig, sender, from_terminal=delivered)]
         if self.phase is Phase.LINGERING and sig == signal.SIGINT:
             return actions + self._escalate(now, "SIGINT while descendants linger")
         if self.phase in (Phase.LINGERING, Phase.KILLING, Phase.DONE):
