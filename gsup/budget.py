@@ -29,8 +29,7 @@ import math
 import signal
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 from gsup.errors import UsageError
 from gsup.units import format_duration
@@ -66,8 +65,7 @@ class Platform(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class PlatformInfo:
+class PlatformInfo(NamedTuple):
     """One row of the SPEC §4 table: what a platform does when it stops a container."""
 
     platform: Platform
@@ -281,8 +279,7 @@ def parse_platform(text: str) -> Platform:
         raise UsageError(f"invalid platform {text!r}: use one of {valid}") from None
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """The resolved shutdown budget, in seconds from the stop signal's arrival."""
 
     platform: Platform

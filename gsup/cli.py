@@ -18,10 +18,13 @@ import typer
 
 from gsup import __version__
 from gsup.config import OPTIONS, Resolved, Setting, Source, env_name
-from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError
+from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError, exit_now
 
 USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
 MODES = ("check", "drill")
+#: How long a just-started child may take to exit before gsup hands over to
+#: its lean supervising process: shorter than that handover itself (~15 ms).
+HANDOFF_AFTER = 0.01
 
 HELP = """Supervise CMD as PID 1 or as a wrapper: forward every signal, reap zombies,
 stop it inside the platform's deadline, and say what happened.
@@ -200,10 +203,13 @@ def _supervise(resolved: "Resolved") -> int:
         make_sink(resolved.log_format, **options).error(e.message)
         return e.exit_code
     from gsup import reaper
-    from gsup.lean import Handoff, handoff
 
-    # A child that is already gone needs no long-lived supervisor: finish here.
-    if spawned is None or not reaper.has_exited(spawned.pid):
+    # A child that is gone within moments (`gsup -- true`, a command that
+    # fails at once) needs no long-lived supervisor: finish here, and save
+    # the lean interpreter's start. A signal that comes meanwhile waits, pending.
+    if spawned is None or not reaper.exits_within(spawned.pid, HANDOFF_AFTER):
+        from gsup.lean import Handoff, handoff
+
         handoff(Handoff(plan, spawned, resolved.log_format, sys_path=tuple(sys.path), **options))
     # Still here: the child has exited already, or no exec was possible.
     sink = make_sink(resolved.log_format, **options)
@@ -240,6 +246,8 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
         _print_error(f"internal error: {type(e).__name__}: {e}")
         traceback.print_exc()
         code = EXIT_INTERNAL
+    if mode == "run":
+        exit_now(code)  # the platform is waiting for this status: no teardown first
     sys.exit(code)
 
 

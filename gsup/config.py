@@ -17,8 +17,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from gsup import budget
 from gsup.errors import UsageError
@@ -64,14 +63,12 @@ def env_name(name: str) -> str:
     return "GSUP_" + name.upper()
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     value: object
     source: Source
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """The plan, its budget, and where every setting came from."""
 
     plan: Plan

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Optional, Sequence
+from typing import IO, NamedTuple, Optional, Sequence
 
 from gsup import linux
 from gsup.config import Resolved
@@ -43,8 +43,7 @@ DEFAULT_AFTER = 1.0
 _DRILL_ONLY = ("--after", "--ready", "--probe")
 
 
-@dataclass(frozen=True)
-class DrillOptions:
+class DrillOptions(NamedTuple):
     after: Optional[float]
     ready: Optional[Probe]
     probe: Optional[str]

@@ -2,12 +2,14 @@
 
 Owns: which failure maps to which exit status *before* the child runs
 (usage/config 2, not found 127, not executable 126) and the internal-failure
-code 125. Imports nothing from gsup.
+code 125; and how gsup's process ends with its status. Imports nothing from gsup.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+import sys
+from typing import NoReturn, Optional
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 125
@@ -51,3 +53,20 @@ class SpawnFailed(GsupError):
     """The child could not be set up (user switch, working directory, ...)."""
 
     exit_code = EXIT_NOT_EXECUTABLE
+
+
+def exit_now(code: int) -> NoReturn:
+    """End gsup's process with *code* once its own output is flushed.
+
+    Everything gsup started has been reaped and every message written by
+    then, so the interpreter's teardown (freeing every module, running the
+    garbage collector) has nothing to do but delay, by about ten
+    milliseconds, the exit status the platform is waiting for.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

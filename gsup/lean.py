@@ -30,16 +30,14 @@ if __name__ == "__main__":
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import pickle
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from gsup import linux
 from gsup.model import Plan
 from gsup.supervisor import Spawned
 
 
-@dataclass(frozen=True)
-class Handoff:
+class Handoff(NamedTuple):
     plan: Plan
     spawned: Optional[Spawned]  # None: many programs, started by the lean process
     log_format: str
@@ -104,15 +102,7 @@ def main(fd: int) -> int:
 
 
 if __name__ == "__main__":
+    from gsup.errors import exit_now
     from gsup.lean import main as _main  # the module, not this __main__ copy: one set of classes
 
-    code = _main(int(sys.argv[1]))
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    # Nothing is left to clean up (every process reaped, every byte written):
-    # skip the interpreter's teardown, which would delay the exit status the
-    # platform is waiting for by tens of milliseconds.
-    os._exit(code)
+    exit_now(_main(int(sys.argv[1])))

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import enum
 import signal
-from dataclasses import dataclass, field
-from typing import Optional, Union
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple, Optional, Union
 
 from gsup.model import ChildStatus, Plan
 from gsup.units import format_duration, signal_name
@@ -39,8 +40,7 @@ class Target(enum.Enum):
     LEFTOVERS = "leftovers"  # every remaining descendant
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(NamedTuple):
     """Send *sig* to *target*; with ``outside_group_only`` skip the child's group."""
 
     sig: int
@@ -48,21 +48,18 @@ class Send:
     outside_group_only: bool = False
 
 
-@dataclass(frozen=True)
 class KillAll:
     """SIGKILL the child's group and every descendant."""
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(NamedTuple):
     """An event for the log."""
 
     kind: str
     message: str
-    fields: dict[str, object] = field(default_factory=dict)
+    fields: Mapping[str, object] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
 class SuspendSelf:
     """Stop gsup itself (Ctrl+Z at a terminal suspends the whole job)."""
 

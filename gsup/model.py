@@ -1,8 +1,16 @@
 """The nouns of gsup: plans, specs, child statuses and outcomes.
 
-Owns: the frozen dataclasses and enums every other module passes around, and
+Owns: the immutable records and enums every other module passes around, and
 the ``Sink`` interface through which the core reports. Pure: imports only the
 standard library; no I/O.
+
+The records are ``NamedTuple``s, not frozen dataclasses: just as immutable,
+and five times cheaper to define (0.16 ms a class against 0.86 ms on
+CPython 3.11, which compiles each dataclass's methods from source at import).
+gsup defines about twenty records before its child starts, and a container
+waits for that start. Mutable state (a fleet's programs) stays in dataclasses,
+and so do action records whose values could coincide (``fleet.Start("web")``
+must not equal ``fleet.Kill("web")``, as equal tuples would).
 """
 
 from __future__ import annotations
@@ -11,8 +19,7 @@ import enum
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Optional, Protocol, Tuple
+from typing import NamedTuple, Optional, Protocol, Tuple
 
 
 class ForwardTo(str, enum.Enum):
@@ -30,8 +37,7 @@ class Restart(str, enum.Enum):
     ALWAYS = "always"
 
 
-@dataclass(frozen=True)
-class ReadySpec:
+class ReadySpec(NamedTuple):
     """How to tell that a program is ready: one probe kind and its timing."""
 
     kind: str  # tcp | http | file | command
@@ -41,16 +47,14 @@ class ReadySpec:
     interval: float = 0.25
 
 
-@dataclass(frozen=True)
-class RestartSpec:
+class RestartSpec(NamedTuple):
     policy: Restart = Restart.NEVER
     max_restarts: int = 5
     backoff: float = 0.5  # the first delay; doubled after each restart
     backoff_max: float = 30.0
 
 
-@dataclass(frozen=True)
-class ProgramSpec:
+class ProgramSpec(NamedTuple):
     """One program to run: its argv (bytes, passed byte-exact) and how."""
 
     argv: Tuple[bytes, ...]
@@ -76,8 +80,7 @@ class ProgramSpec:
         return " ".join(os.fsdecode(a) for a in self.argv)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """Everything the supervisor needs, resolved and validated."""
 
     program: ProgramSpec
@@ -89,7 +92,7 @@ class Plan:
     stop_signal: Optional[signal.Signals] = None  # None: the signal gsup received
     rewrite: Tuple[Tuple[signal.Signals, signal.Signals], ...] = ()
     forward_to: ForwardTo = ForwardTo.GROUP
-    success_codes: frozenset[int] = field(default_factory=frozenset)
+    success_codes: frozenset[int] = frozenset()
     success_on_stop: bool = False
     parent_death_signal: Optional[signal.Signals] = None
     #: How long gsup waits for processes to vanish after its SIGKILL before it
@@ -104,8 +107,7 @@ class Plan:
         return sig
 
 
-@dataclass(frozen=True)
-class ChildStatus:
+class ChildStatus(NamedTuple):
     """How a process ended: exactly one of ``code`` and ``signal`` is set."""
 
     code: Optional[int] = None
@@ -135,8 +137,7 @@ class ChildStatus:
         return f"exited with {self.code}"
 
 
-@dataclass(frozen=True)
-class ProgramOutcome:
+class ProgramOutcome(NamedTuple):
     """How one program of many ended."""
 
     name: str
@@ -159,8 +160,7 @@ class StopCause(str, enum.Enum):
     SPAWN_FAILED = "command could not be started"
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What happened, for the report and the exit status."""
 
     exit_code: int

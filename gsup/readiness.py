@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gsup.errors import UsageError
 
 KINDS = ("tcp", "http", "file")
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     kind: str
     target: str
 

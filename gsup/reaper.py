@@ -20,6 +20,7 @@ Imports: the standard library and ``gsup.linux``.
 from __future__ import annotations
 
 import os
+import select
 
 from gsup import linux
 
@@ -60,9 +61,22 @@ def collect(pid: int) -> None:
         pass
 
 
-def has_exited(pid: int) -> bool:
-    """Whether child *pid* has exited, without collecting its status (WNOWAIT)."""
+def exits_within(pid: int, timeout: float) -> bool:
+    """Whether child *pid* exits within *timeout* seconds; its status stays uncollected.
+
+    A pidfd becomes readable when the process exits, so this waits for that
+    event, not a number of polls; without pidfds (Linux < 5.3) it only looks
+    (waitid with WNOWAIT).
+    """
     try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        try:
+            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(fd)

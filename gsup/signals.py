@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import signal
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gsup import linux
 
@@ -61,8 +61,7 @@ _RECORD = 128  # sizeof(struct signalfd_siginfo)
 _HEAD = struct.Struct("=IiiII")  # ssi_signo, ssi_errno, ssi_code, ssi_pid, ssi_uid
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     """One signal taken from the inbox."""
 
     signo: int

@@ -20,16 +20,14 @@ import errno
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from gsup import linux, signals
 from gsup.errors import CommandNotExecutable, CommandNotFound, GsupError, SpawnFailed, UsageError
 from gsup.model import ProgramSpec
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """The identity a child runs as, resolved before the fork."""
 
     uid: int

@@ -22,8 +22,7 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 from gsup import reaper, spawn, status
 from gsup.errors import GsupError
@@ -58,16 +57,17 @@ def foreground_terminal() -> bool:
         return False
 
 
-@dataclass
 class _Tally:
-    orphans_reaped: int = 0
-    leftovers_signalled: int = 0
-    leftovers_killed: int = 0
-    leftovers_surviving: int = 0
+    """What the loop counts for the report."""
+
+    def __init__(self) -> None:
+        self.orphans_reaped = 0
+        self.leftovers_signalled = 0
+        self.leftovers_killed = 0
+        self.leftovers_surviving = 0
 
 
-@dataclass(frozen=True)
-class Spawned:
+class Spawned(NamedTuple):
     """A started child, handed from the start to the loop (maybe across exec)."""
 
     pid: int
