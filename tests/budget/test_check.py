@@ -9,8 +9,9 @@ import subprocess
 import time
 
 import pytest
+from gsupkit import GSUP, clean_env
 
-from .conftest import GSUP, clean_env, gsup_once
+from .conftest import gsup_once
 
 
 def timeline(stdout: str) -> dict[str, str]:

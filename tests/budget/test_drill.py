@@ -8,8 +8,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from gsupkit import free_port
+from prockit import alive
 
-from .conftest import CHILD, HTTP_SERVER, alive, free_port, gsup_once
+from .conftest import CHILD, HTTP_SERVER, gsup_once
 
 #: The kubernetes budget scaled down: deadline 2 s, margin 1 s, grace 1 s.
 QUICK = ["--platform", "kubernetes", "--platform-timeout", "2"]

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Callable
 
 import pytest
+from gsupkit import GSUP, clean_env
 
-from .conftest import CHILD, GSUP, Run, clean_env, gsup_once
+from .conftest import CHILD, Run, gsup_once
 
 NONE = ["--platform", "none"]
 PR_SET_CHILD_SUBREAPER = 36

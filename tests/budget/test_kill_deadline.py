@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from typing import Callable
 
 import pytest
+from gsupkit import clean_env
 
-from .conftest import CHILD, PROGS, Run, clean_env, kill_timing
+from .conftest import CHILD, PROGS, Run, kill_timing
 
 K8S = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
 

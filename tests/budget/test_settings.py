@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
+from gsupkit import clean_env
 
-from .conftest import CHILD, Run, clean_env, gsup_once, kill_timing
+from .conftest import CHILD, Run, gsup_once, kill_timing
 
 K8S = ["--platform", "kubernetes"]
 

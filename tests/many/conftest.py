@@ -6,20 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from manykit import Fleet, How, can_unshare
-
-
-@pytest.fixture(params=["subreaper", "pid1"])
-def how(request: pytest.FixtureRequest) -> How:
-    """How gsup runs: as a child subreaper, or as PID 1 of a new PID namespace."""
-    if request.param == "pid1" and not can_unshare():
-        pytest.skip("needs root and unshare(1) for a PID namespace")
-    return How(request.param)
+from gsupkit import Mode
+from manykit import Fleet
 
 
 @pytest.fixture
-def fleet(how: How, tmp_path: Path) -> Iterator[Fleet]:
+def fleet(mode: Mode, tmp_path: Path) -> Iterator[Fleet]:
     """Start gsup on a TOML config of programs in the current mode; kill all of it at the end."""
-    f = Fleet(how, tmp_path)
+    f = Fleet(mode, tmp_path)
     yield f
     f.close()

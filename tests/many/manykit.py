@@ -1,6 +1,6 @@
 """The harness of the many-programs tests: real gsup, real programs, two modes.
 
-``how`` runs each test twice: ``subreaper`` starts gsup directly; ``pid1``
+``mode`` runs each test twice: ``subreaper`` starts gsup directly; ``pid1``
 starts it as ``unshare --pid --fork --mount-proc gsup ...``, PID 1 of a new
 PID namespace (signals then go to gsup's host pid, the child of unshare).
 
@@ -22,23 +22,17 @@ import importlib.util
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import IO, Any, Optional
 
-from prockit import wait_first_child
+import prockit
+from gsupkit import GsupRun, Mode, Stream
+from prockit import Proc, carrying, kill_pid
 
-GSUP = os.path.join(os.path.dirname(sys.executable), "gsup")
 PROG_PATH = str(Path(__file__).resolve().parent / "progs" / "prog.py")
-UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc")
 EVENT_LINE = re.compile(r"^@(\w+)((?: \w+=\S*)*)$")
 
 
@@ -52,35 +46,6 @@ def _load_prog() -> Any:
 
 #: prog.py itself, for the content it writes (``prog.data_line``, ``prog.block``, ``prog.long_line``).
 prog = _load_prog()
-
-
-# -- the two modes ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class How:
-    name: str
-
-    @property
-    def pid1(self) -> bool:
-        return self.name == "pid1"
-
-    def command(self, *args: str) -> list[str]:
-        return [*(UNSHARE if self.pid1 else ()), GSUP, *args]
-
-
-_unshare_works: Optional[bool] = None
-
-
-def can_unshare() -> bool:
-    global _unshare_works
-    if _unshare_works is None:
-        try:
-            r = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=30)
-            _unshare_works = r.returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            _unshare_works = False
-    return _unshare_works
 
 
 # -- TOML -----------------------------------------------------------------------------
@@ -117,169 +82,20 @@ def toml(gsup: Mapping[str, Any], programs: Mapping[str, Mapping[str, Any]]) -> 
 # -- processes ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Proc:
-    """A host process: pid and start time (a pid alone can be reused)."""
-
-    pid: int
-    start: int
-
-    @property
-    def running(self) -> bool:
-        st = _stat(self.pid)
-        return st is not None and st[3] == self.start and st[0] not in "ZX"
-
-
-def _stat(pid: int) -> Optional[tuple[str, int, int, int]]:
-    """(state, ppid, pgrp, start time) of *pid*, or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
-
-
-def _pids() -> list[int]:
-    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
-
-
 def with_token(token: str) -> list[Proc]:
     """Every live (not zombie) host process whose command line holds *token*."""
-    out = []
-    needle = token.encode()
-    for pid in _pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if needle not in f.read():
-                    continue
-        except OSError:
-            continue
-        st = _stat(pid)
-        if st is not None and st[0] not in "ZX":
-            out.append(Proc(pid, st[3]))
-    return out
-
-
-def descendants(root: int) -> list[int]:
-    """Host pids below *root* in the process tree."""
-    children: dict[int, list[int]] = {}
-    for pid in _pids():
-        st = _stat(pid)
-        if st is not None:
-            children.setdefault(st[1], []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            out.append(pid)
-            todo.append(pid)
-    return out
+    return [st.proc for st in carrying(token)]
 
 
 def rss_kib(pid: int) -> int:
     """VmRSS of *pid* in KiB (0 once it is gone)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return prockit.rss_kib(pid)
+    except (OSError, KeyError):
+        return 0
 
 
 # -- gsup's output ---------------------------------------------------------------------------
-
-
-class Stream:
-    """One of gsup's output pipes, read by a thread: raw bytes and lines with arrival times."""
-
-    def __init__(
-        self,
-        fd: int,
-        name: str,
-        *,
-        slow: bool = False,
-        parse: Callable[[bytes], Optional[dict[str, Any]]] = lambda _: None,
-    ) -> None:
-        self.fd, self.name, self.slow, self.parse = fd, name, slow, parse
-        self.data = bytearray()
-        self.lines: list[bytes] = []
-        #: What ``parse`` made of each line, in order (lines it returned None for left out).
-        self.parsed: list[dict[str, Any]] = []
-        self.times: list[float] = []
-        self.eof = False
-        self._partial = b""
-        self.cond = threading.Condition()
-        self._thread = threading.Thread(target=self._pump, name=f"read-{name}", daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        while True:
-            if self.slow:  # a log shipper that lags: small uneven reads, a pause after each
-                time.sleep(0.001)
-            try:
-                chunk = os.read(self.fd, 1000 + len(self.data) % 5000 if self.slow else 1 << 16)
-            except OSError:
-                chunk = b""
-            t = time.monotonic()
-            with self.cond:
-                if not chunk:
-                    if self._partial:
-                        self._add([self._partial], t)
-                    self.eof = True
-                    self.cond.notify_all()
-                    return
-                self.data += chunk
-                parts = (self._partial + chunk).split(b"\n")
-                self._partial = parts.pop()
-                self._add(parts, t)
-                self.cond.notify_all()
-
-    def _add(self, lines: list[bytes], t: float) -> None:
-        self.lines += lines
-        self.times += [t] * len(lines)
-        for line in lines:
-            parsed = self.parse(line)
-            if parsed is not None:
-                self.parsed.append(parsed)
-
-    def wait_for(self, found: Callable[[], Any], timeout: float, what: str) -> Any:
-        """Wait until ``found()`` (called under the lock) returns something true."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                result = found()
-                if result:
-                    return result
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    tail = b"\n".join(self.lines[-25:]).decode(errors="replace")
-                    why = "end of output" if self.eof else f"{timeout}s"
-                    raise AssertionError(f"{what} not on gsup's {self.name} ({why}); last lines:\n{tail}")
-                self.cond.wait(left)
-
-    def wait_eof(self, timeout: float) -> None:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.eof, timeout):
-                raise AssertionError(f"gsup's {self.name} still open after {timeout}s")
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
 
 
 def split_prefixed(line: bytes) -> tuple[str, bytes]:
@@ -318,12 +134,19 @@ def _program_event(line: bytes) -> Optional[dict[str, Any]]:
     return parse_event_line(body)
 
 
-class Run:
-    """One started gsup (through unshare in pid1 mode)."""
+class Run(GsupRun):
+    """One started gsup (through unshare in pid1 mode).
+
+    Its stderr is parsed for gsup's JSON events, its stdout (unless
+    *read_stdout* is false: the test reads ``stdout_fd`` itself) for the
+    programs' ``@event`` lines.
+    """
+
+    err: Stream
 
     def __init__(
         self,
-        how: How,
+        mode: Mode,
         args: Sequence[str],
         *,
         token: str,
@@ -331,68 +154,20 @@ class Run:
         read_stdout: bool = True,
         slow_stderr: bool = False,
     ) -> None:
-        self.how, self.token = how, token
+        self.mode, self.token = mode, token
+        self._read_stdout, self._slow_stderr = read_stdout, slow_stderr
+        self.learned: list[Proc] = []
         environ = {k: v for k, v in os.environ.items() if not k.startswith("GSUP_")}
         environ.update(env or {})
-        self.argv = how.command(*args)
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=environ,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
+        super().__init__(mode.command(*args), env=environ, pid1=mode.pid1)
+        assert self.proc.stdout is not None
         self.stdout_fd = self.proc.stdout.fileno()
-        self.out = Stream(self.stdout_fd, "stdout", parse=_program_event) if read_stdout else None
-        self.err = Stream(self.proc.stderr.fileno(), "stderr", slow=slow_stderr, parse=_gsup_event)
-        self.learned: list[Proc] = []
-        self._gsup: Optional[Proc] = None
-        self.exited_at: Optional[float] = None
-        self._exited = threading.Event()
-        threading.Thread(target=self._wait, name="waitpid", daemon=True).start()
 
-    def _wait(self) -> None:
-        self.proc.wait()  # a blocking waitpid: wakes at the exit
-        self.exited_at = time.monotonic()
-        self._exited.set()
-
-    # -- gsup --
-
-    @property
-    def gsup(self) -> Proc:
-        """gsup's host process (in pid1 mode, the child of unshare)."""
-        if self._gsup is None:
-            pid = self.proc.pid
-            if self.how.pid1:
-                pid = wait_first_child(pid)
-            st = _stat(pid)
-            assert st is not None, "gsup is not running"
-            self._gsup = Proc(pid, st[3])
-        return self._gsup
-
-    def send(self, sig: int = signal.SIGTERM) -> float:
-        """Signal gsup; return the time just before."""
-        pid = self.gsup.pid
-        t = time.monotonic()
-        os.kill(pid, sig)
-        return t
-
-    def wait(self, timeout: float = 30.0) -> int:
-        if not self._exited.wait(timeout):
-            raise AssertionError(
-                f"gsup still running after {timeout}s; stderr:\n{self.stderr_text()[-3000:]}"
-            )
-        assert self.proc.returncode is not None
-        return self.proc.returncode
-
-    def finish(self, timeout: float = 30.0) -> int:
-        """Wait for gsup's exit and the end of its output; return its status."""
-        code = self.wait(timeout)
-        if self.out is not None:
-            self.out.wait_eof(timeout)
-        self.err.wait_eof(timeout)
-        return code
+    def reader(self, pipe: Optional[IO[bytes]], name: str) -> Optional[Stream]:
+        assert pipe is not None
+        if name == "stdout":
+            return Stream(pipe.fileno(), "gsup's stdout", parse=_program_event) if self._read_stdout else None
+        return Stream(pipe.fileno(), "gsup's stderr", slow=self._slow_stderr, parse=_gsup_event)
 
     # -- gsup's events (JSON lines on stderr) --
 
@@ -411,7 +186,7 @@ class Run:
             es = self._events_locked(kind, program)
             return es[n - 1] if len(es) >= n else None
 
-        return self.err.wait_for(found, timeout, what)  # type: ignore[no-any-return]
+        return self.err.wait_for(found, timeout, what)
 
     def _events_locked(self, kind: Optional[str], program: Optional[str]) -> list[dict[str, Any]]:
         return [
@@ -430,8 +205,7 @@ class Run:
         return next(p for p in self.report()["programs"] if p["name"] == name)
 
     def stderr_text(self) -> str:
-        with self.err.cond:
-            return bytes(self.err.data).decode(errors="replace")
+        return self.err.text()
 
     # -- the programs' own event lines (on stdout) --
 
@@ -456,7 +230,7 @@ class Run:
             es = self._logs_locked(event, name)
             return es[n - 1] if len(es) >= n else None
 
-        return self.out.wait_for(found, timeout, f"@{event} of {name}")  # type: ignore[no-any-return]
+        return self.out.wait_for(found, timeout, f"@{event} of {name}")
 
     def t(self, event: str, name: str, n: int = 1, timeout: float = 15.0) -> float:
         """The time a program logged for its *n*-th *event* (waited for)."""
@@ -474,37 +248,16 @@ class Run:
         """What is still running of every process learned, or carrying the token."""
         return sorted({p for p in [*self.learned, *with_token(self.token)] if p.running}, key=lambda p: p.pid)
 
-    # -- teardown --
-
-    def close(self) -> None:
-        """Kill, by pid, everything this run started; reap it; close the pipes."""
-        try:
-            if not self._exited.is_set():
-                top = self.proc.pid
-                for _ in range(50):  # below gsup first, while it still holds the tree
-                    live = [pid for pid in descendants(top) if (_stat(pid) or "Z")[0] not in "ZX"]
-                    if not live:
-                        break
-                    for pid in reversed(live):
-                        _kill(pid)
-                _kill(top)
-            for p in self.leftovers():
-                _kill(p.pid)
-            self._exited.wait(15)
-        finally:
-            for stream in (self.out, self.err):
-                if stream is not None:
-                    stream.join(5)
-            for f in (self.proc.stdout, self.proc.stderr):
-                if f is not None:
-                    f.close()
+    def kill_strays(self) -> None:
+        for p in self.leftovers():
+            kill_pid(p.pid)
 
 
 class Fleet:
     """Starts gsup on a config of programs, in one mode, for one test."""
 
-    def __init__(self, how: How, tmp_path: Path) -> None:
-        self.how, self.tmp = how, tmp_path
+    def __init__(self, mode: Mode, tmp_path: Path) -> None:
+        self.mode, self.tmp = mode, tmp_path
         self.token = f"gsup-many-{uuid.uuid4().hex}"
         self.runs: list[Run] = []
         self.config_path = tmp_path / "gsup.toml"
@@ -548,7 +301,7 @@ class Fleet:
         return self.run(["--config", str(path), *args], **kwargs)
 
     def run(self, args: Sequence[str], **kwargs: Any) -> Run:
-        r = Run(self.how, args, token=self.token, **kwargs)
+        r = Run(self.mode, args, token=self.token, **kwargs)
         self.runs.append(r)
         return r
 
@@ -556,7 +309,7 @@ class Fleet:
         for r in self.runs:
             r.close()
         for p in with_token(self.token):  # even what escaped every run
-            _kill(p.pid)
+            kill_pid(p.pid)
 
 
 def gaps(times: Sequence[float]) -> list[float]:

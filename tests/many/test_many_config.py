@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from manykit import GSUP, How, toml
+from gsupkit import GSUP, Mode
+from manykit import toml
 
 TOUCH = '["touch", "{marker}"]'
 
@@ -148,11 +149,11 @@ def _write(case: Case, tmp_path: Path) -> tuple[Path, Path, list[str]]:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("kind", _params())
-def test_config_error_is_one_line_and_exit_2(how: How, tmp_path: Path, kind: str) -> None:
+def test_config_error_is_one_line_and_exit_2(mode: Mode, tmp_path: Path, kind: str) -> None:
     """Each kind of config error: exit 2, one ``gsup: error:`` line naming file and key; nothing runs."""
     case = CASES[kind]
     path, marker, extra = _write(case, tmp_path)
-    result = _run(how.command("--config", str(path), *extra), tmp_path)
+    result = _run(mode.command("--config", str(path), *extra), tmp_path)
     _check_error(result, path, case, marker)
     assert result.stdout == ""
 
@@ -168,12 +169,12 @@ def test_check_reports_the_same_config_error(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_gsup_config_environment_variable_selects_the_file(how: How, tmp_path: Path) -> None:
+def test_gsup_config_environment_variable_selects_the_file(mode: Mode, tmp_path: Path) -> None:
     """GSUP_CONFIG=FILE gsup is gsup --config FILE (here: the file's error is reported)."""
     case = CASES["unknown_key"]
     path, marker, _ = _write(case, tmp_path)
     result = subprocess.run(
-        how.command(),
+        mode.command(),
         capture_output=True,
         text=True,
         timeout=30,

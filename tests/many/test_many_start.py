@@ -13,7 +13,8 @@ import signal
 from typing import Any
 
 import pytest
-from manykit import Fleet, free_port
+from gsupkit import free_port
+from manykit import Fleet
 
 #: How long the server takes before it is ready.
 READY_AFTER = 0.4

@@ -1,9 +1,10 @@
 """Fixtures of the reliability tests; the harness itself is in ``relkit``.
 
-``mode`` runs a test twice: gsup as a child subreaper, and as PID 1 of a new
-PID namespace. ``tag`` is a token unique to the test, put in the command
-line of every process it starts; at teardown every process still carrying
-it is killed by pid. ``gsup`` starts runs of the real command.
+``mode`` (a fixture of the whole test suite) runs a test twice: gsup as a
+child subreaper, and as PID 1 of a new PID namespace. ``tag`` is a token
+unique to the test, put in the command line of every process it starts; at
+teardown every process still carrying it is killed by pid. ``gsup`` starts
+runs of the real command.
 
 The full soak and storm forms are marked ``slow`` and run only when asked
 for (``python3 -m pytest -m slow tests/reliability``, or with
@@ -19,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gsupkit import Mode, can_unshare
 
-from .relkit import Mode, Runner, can_unshare, kill_tagged
+from .relkit import Runner, kill_tagged
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,14 +52,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents and item.get_closest_marker("slow"):
             item.add_marker(skip)
-
-
-@pytest.fixture(params=["subreaper", "pid1"])
-def mode(request: pytest.FixtureRequest) -> Mode:
-    """How gsup runs: as a child subreaper, or as PID 1 of a new PID namespace."""
-    if request.param == "pid1" and not can_unshare():
-        pytest.skip("needs root and unshare(1) for a PID namespace")
-    return Mode(request.param)
 
 
 @pytest.fixture

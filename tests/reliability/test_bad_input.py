@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gsupkit import GSUP, clean_env
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from gsup import config as gconfig
 from gsup import units
 from gsup.errors import UsageError
 
-from .relkit import GSUP, clean_env, one_error_line, prog
+from .relkit import one_error_line, prog
 
 REAL = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
