@@ -127,6 +127,7 @@ def test_second_sigint_kills_at_once_and_repeated_term_is_ignored(fleet: Fleet) 
     run.processes()
     run.send(signal.SIGINT)
     run.log("stopped", "good")
+    run.event("program_exited", "good")  # reaped by gsup, not only on its way out
     run.send(signal.SIGTERM)
     run.event("repeat_ignored")
     assert run.events("escalated") == []
