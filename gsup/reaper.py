@@ -19,6 +19,7 @@ Imports: the standard library and ``gsup.linux``.
 
 from __future__ import annotations
 
+import math
 import os
 import select
 
@@ -76,7 +77,8 @@ def exits_within(pid: int, timeout: float) -> bool:
         except ChildProcessError:
             return True
     try:
-        readable, _, _ = select.select([fd], [], [], timeout)
-        return bool(readable)
+        poller = select.poll()  # not select(): the pidfd's number may pass FD_SETSIZE
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(math.ceil(timeout * 1000)))
     finally:
         os.close(fd)

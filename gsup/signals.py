@@ -118,7 +118,7 @@ class SignalInbox:
             # process inherits that mask: then there is nothing to restore,
             # and not asking saves the exit path a tenth of a millisecond
             # (the answer comes back as a set of enums).
-            if not CATCHABLE <= self._previous_mask:
+            if not CATCHABLE.issubset(self._previous_mask):
                 signal.pthread_sigmask(signal.SIG_SETMASK, self._previous_mask)
 
     def __enter__(self) -> SignalInbox:
