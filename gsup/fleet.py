@@ -47,9 +47,14 @@ class Start:
 
 @dataclass(frozen=True)
 class Probe:
-    """Run one readiness probe of *name* and report with ``on_probe``."""
+    """Run one readiness probe of *name* and report with ``on_probe``, giving back *attempt*.
+
+    The number tells a result from an earlier one that arrives late (probes
+    run beside the loop): only the attempt the fleet waits for counts.
+    """
 
     name: str
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Program:
     started_at: Optional[float] = None
     ready_by: Optional[float] = None  # readiness timeout
     next_probe: Optional[float] = None
+    probing: Optional[int] = None  # the attempt whose result is awaited
     restart_at: Optional[float] = None
     restarts: int = 0
     signalled_at: Optional[float] = None
@@ -117,6 +123,7 @@ class Fleet:
         self.stop_received: Optional[int] = None
         self.stop_sender: int = 0
         self.first_failure: Optional[tuple[str, int]] = None
+        self.attempts = 0  # readiness probes asked for, to number them
         self.dependents = {
             name: [q.name for q in plan.programs if name in q.depends_on] for name in self.programs
         }
@@ -163,6 +170,7 @@ class Fleet:
     def on_started(self, name: str, pid: int, now: float) -> list[Action]:
         p = self.programs[name]
         p.pid, p.started_at, p.status, p.exited_at = pid, now, None, None
+        p.probing = None  # a probe of an earlier start may still report: it is not this one's
         actions: list[Action] = [Note("started", f"{name}: started pid {pid}", {"program": name, "pid": pid})]
         if p.spec.ready is not None and not p.spec.oneshot:
             p.state = State.STARTING
@@ -179,10 +187,16 @@ class Fleet:
         p.state, p.failure = State.DONE, message
         return self._fail(name, code, message, now)
 
-    def on_probe(self, name: str, ok: bool, now: float) -> list[Action]:
+    def on_probe(self, name: str, ok: bool, now: float, *, attempt: int) -> list[Action]:
+        """The result of probe *attempt*.
+
+        A stale one is ignored: an attempt for an earlier start of the
+        program, or one that was still running when the fleet began to stop.
+        """
         p = self.programs[name]
-        if p.state is not State.STARTING or p.spec.ready is None:
+        if attempt != p.probing or p.state is not State.STARTING or p.spec.ready is None:
             return []
+        p.probing = None
         if ok:
             p.state, p.next_probe, p.ready_by = State.READY, None, None
             took = now - (p.started_at or now)
@@ -197,7 +211,7 @@ class Fleet:
 
     def on_exit(self, name: str, status: ChildStatus, now: float) -> list[Action]:
         p = self.programs[name]
-        p.status, p.exited_at = status, now
+        p.status, p.exited_at, p.probing = status, now, None
         was_ready = p.state is State.READY
         p.state = State.DONE
         fields: dict[str, object] = {"program": name, "status": status.describe(), "code": status.shell_code}
@@ -283,12 +297,14 @@ class Fleet:
                 if p.ready_by is not None and now >= p.ready_by:
                     r = p.spec.ready
                     msg = f"{p.spec.name} not ready within {format_duration(r.timeout)} ({r.kind}={r.target})"
-                    p.next_probe = None
+                    p.next_probe = p.probing = None
                     p.failure = msg
                     actions += self._fail(p.spec.name, EXIT_NOT_READY, msg, now)
                 elif p.next_probe is not None and now >= p.next_probe:
                     p.next_probe = None  # until the result is in
-                    actions.append(Probe(p.spec.name))
+                    self.attempts += 1
+                    p.probing = self.attempts
+                    actions.append(Probe(p.spec.name, self.attempts))
             if p.state is State.BACKOFF and p.restart_at is not None and now >= p.restart_at:
                 p.restart_at = None
                 p.restart_times.append(now)
@@ -336,7 +352,7 @@ class Fleet:
         for p in self.programs.values():
             if p.state in (State.WAITING, State.BACKOFF):
                 p.state, p.restart_at = State.SKIPPED if p.state is State.WAITING else State.DONE, None
-            p.next_probe = None
+            p.next_probe = p.probing = None  # no more probing: a result still to come is ignored
         actions: list[Action] = [
             Note(
                 "stopping",

@@ -58,7 +58,7 @@ class ManyRun:
         self.width = max(len(p.prefix or "") for p in plan.programs)
         self.pipes: dict[int, _Pipe] = {}
         self.pids: dict[int, str] = {}
-        self.probes: dict[int, str] = {}
+        self.probes: dict[int, tuple[str, int]] = {}  # command probe pid -> program, attempt
         self.poller = select.poll()
         self.poller.register(inbox.fd, select.POLLIN)
         self.reading = True
@@ -117,7 +117,8 @@ class ManyRun:
             if pid in self.pids:
                 self._act(self.fleet.on_exit(self.pids.pop(pid), status, now))
             elif pid in self.probes:
-                self._act(self.fleet.on_probe(self.probes.pop(pid), status.shell_code == 0, now))
+                name, attempt = self.probes.pop(pid)
+                self._act(self.fleet.on_probe(name, status.shell_code == 0, now, attempt=attempt))
             else:
                 self.orphans_reaped += 1
                 self.sink.event("orphan_reaped", f"reaped pid {pid}: {status.describe()}", pid=pid)
@@ -136,7 +137,7 @@ class ManyRun:
             elif isinstance(a, fl.Start):
                 self._start(a.name)
             elif isinstance(a, fl.Probe):
-                self._probe(a.name)
+                self._probe(a.name, a.attempt)
             elif isinstance(a, fl.Signal):
                 self._signal_group(a.name, a.sig)
             elif isinstance(a, fl.Kill):
@@ -184,12 +185,12 @@ class ManyRun:
         self.pids[pid] = name
         self._act(self.fleet.on_started(name, pid, self.clock()))
 
-    def _probe(self, name: str) -> None:
+    def _probe(self, name: str, attempt: int) -> None:
         ready = self.fleet.programs[name].spec.ready
         assert ready is not None  # the fleet probes only programs with a ready table
         if ready.kind != "command":
             ok = Probe(ready.kind, ready.target).attempt(timeout=min(1.0, max(0.05, ready.interval)))
-            self._act(self.fleet.on_probe(name, ok, self.clock()))
+            self._act(self.fleet.on_probe(name, ok, self.clock(), attempt=attempt))
             return
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -202,11 +203,11 @@ class ManyRun:
         except GsupError as e:
             if e.pid is not None:
                 reaper.collect(e.pid)
-            self._act(self.fleet.on_probe(name, False, self.clock()))
+            self._act(self.fleet.on_probe(name, False, self.clock(), attempt=attempt))
             return
         finally:
             os.close(devnull)
-        self.probes[pid] = name
+        self.probes[pid] = (name, attempt)
 
     def _signal_group(self, name: str, sig: int) -> None:
         p = self.fleet.programs[name]

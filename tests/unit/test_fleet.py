@@ -59,11 +59,55 @@ def test_readiness_is_probed_until_ready_then_dependents_start() -> None:
     f.begin(T0)
     f.on_started("web", 10, T0)
     assert f.next_deadline() == T0
-    assert [type(a) for a in f.on_deadline(T0)] == [Probe]
-    assert f.on_probe("web", False, T0 + 0.1) == []
+    (probe,) = f.on_deadline(T0)
+    assert isinstance(probe, Probe)
+    assert f.on_probe("web", False, T0 + 0.1, attempt=probe.attempt) == []
     assert f.next_deadline() == T0 + 0.6
-    f.on_deadline(T0 + 0.6)
-    assert starts(f.on_probe("web", True, T0 + 0.7)) == ["worker"]
+    (probe,) = f.on_deadline(T0 + 0.6)
+    assert isinstance(probe, Probe)
+    assert starts(f.on_probe("web", True, T0 + 0.7, attempt=probe.attempt)) == ["worker"]
+
+
+def probe_of(actions: list[object], name: str) -> Probe:
+    """The one probe of *name* among *actions*."""
+    (probe,) = [a for a in actions if isinstance(a, Probe) and a.name == name]
+    return probe
+
+
+def test_a_probe_result_of_an_earlier_start_is_ignored() -> None:
+    """A probe that reports after its program was restarted neither readies nor re-probes the new start."""
+    ready = ReadySpec("http", "http://127.0.0.1:1/", timeout=30.0, interval=0.5)
+    always = RestartSpec(Restart.ALWAYS, backoff=0.5)
+    f = fleet(prog("web", ready=ready, restart=always), prog("worker", "web"))
+    f.begin(T0)
+    f.on_started("web", 10, T0)
+    old = probe_of(f.on_deadline(T0), "web")
+    f.on_exit("web", ChildStatus(code=1), T0 + 0.2)  # dies while its probe still runs
+    assert starts(f.on_deadline(T0 + 0.7)) == ["web"]
+    f.on_started("web", 11, T0 + 0.7)
+    new = probe_of(f.on_deadline(T0 + 0.7), "web")
+    assert new.attempt != old.attempt
+
+    assert f.on_probe("web", True, T0 + 0.8, attempt=old.attempt) == []
+    assert f.programs["web"].state is State.STARTING, "a dead start's probe made the new one ready"
+    assert f.on_probe("web", False, T0 + 0.8, attempt=old.attempt) == []
+    assert f.programs["web"].next_probe is None, "a second probe while the current one runs"
+    assert starts(f.on_probe("web", True, T0 + 0.9, attempt=new.attempt)) == ["worker"]
+
+
+def test_a_probe_result_after_the_stop_began_is_ignored() -> None:
+    """A probe still running when the stop begins: its result neither readies the program nor probes again."""
+    ready = ReadySpec("tcp", "127.0.0.1:1", timeout=30.0, interval=0.5)
+    f = fleet(prog("web", ready=ready), stop_delay=5.0)  # web keeps running through the drain
+    f.begin(T0)
+    f.on_started("web", 10, T0)
+    probe = probe_of(f.on_deadline(T0), "web")
+    f.on_signal(signal.SIGTERM, T0 + 0.1)
+    assert f.on_probe("web", False, T0 + 1.0, attempt=probe.attempt) == []
+    assert f.next_deadline() == T0 + 5.1, "a probe was scheduled during the stop"
+    assert [a for a in f.on_deadline(T0 + 1.5) if isinstance(a, Probe)] == []
+    assert f.on_probe("web", True, T0 + 1.6, attempt=probe.attempt) == []
+    assert f.programs["web"].state is State.STARTING
 
 
 def test_a_readiness_timeout_fails_fast_with_status_1() -> None:
