@@ -1,7 +1,8 @@
 """The loop for many programs: the fleet's actions as syscalls, output as lines.
 
 Owns: starting each program with pipes for its output (or its stdio
-inherited with ``prefix = false``), running readiness probes, moving output
+inherited with ``prefix = false``), running readiness probes beside the
+loop (``command`` as processes, the others in threads), moving output
 from the programs' pipes to gsup's stdout and stderr as whole prefixed lines
 with back-pressure, and the final sweep: when every program has ended, any
 process left behind is killed and counted. Policy lives in ``fleet``; the
@@ -30,7 +31,7 @@ from gsup import reaper, spawn
 from gsup.errors import GsupError
 from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, ProgramSpec, Sink, StopCause
 from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, QueuedText, Writer
-from gsup.readiness import Probe
+from gsup.readiness import Background, Probe
 from gsup.signals import SignalInbox
 from gsup.supervisor import Clock, injected_fault, kill_descendants, reap_remaining
 
@@ -59,6 +60,8 @@ class ManyRun:
         self.pipes: dict[int, _Pipe] = {}
         self.pids: dict[int, str] = {}
         self.probes: dict[int, tuple[str, int]] = {}  # command probe pid -> program, attempt
+        self.background: Optional[Background] = None  # tcp/http/file attempts, made at the first
+        self.attempting: dict[int, str] = {}  # attempt running in the background -> program
         self.poller = select.poll()
         self.poller.register(inbox.fd, select.POLLIN)
         self.reading = True
@@ -72,12 +75,15 @@ class ManyRun:
         self._act(self.fleet.begin(self.clock()))
         while not self.fleet.done:
             self._set_interest()
+            probed = False
             for fd, _ in self.poller.poll(self._timeout_ms()):
                 if fd in self.pipes:
                     self._read(fd)
+                elif self.background is not None and fd == self.background.fd:
+                    probed = True
                 elif fd in (1, 2) and fd != self.inbox.fd:
                     self.writers[fd].write_some()
-            self._wake()
+            self._wake(probed)
         return self._finish()
 
     def _timeout_ms(self) -> Optional[int]:
@@ -104,7 +110,7 @@ class ManyRun:
             except (KeyError, OSError):
                 pass
 
-    def _wake(self) -> None:
+    def _wake(self, probed: bool) -> None:
         now = self.clock()
         for rec in self.inbox.read():
             if rec.signo != signal.SIGCHLD:
@@ -126,6 +132,10 @@ class ManyRun:
             self._sweep()  # something forked past the kill: again, until nothing is left
         if not remain:
             self.fleet.on_all_gone(now)
+        if probed and self.background is not None:  # after signals and exits: a stop makes them moot
+            for attempt, ok in self.background.results():
+                name = self.attempting.pop(attempt)
+                self._act(self.fleet.on_probe(name, ok, self.clock(), attempt=attempt))
         self._act(self.fleet.on_deadline(self.clock()))
 
     # -- actions -------------------------------------------------------------
@@ -189,8 +199,19 @@ class ManyRun:
         ready = self.fleet.programs[name].spec.ready
         assert ready is not None  # the fleet probes only programs with a ready table
         if ready.kind != "command":
-            ok = Probe(ready.kind, ready.target).attempt(timeout=min(1.0, max(0.05, ready.interval)))
-            self._act(self.fleet.on_probe(name, ok, self.clock(), attempt=attempt))
+            # In a thread: a connect to a host that drops packets, or an
+            # endpoint that accepts and answers slowly, blocks for the whole
+            # timeout, and this loop forwards signals and moves output.
+            if self.background is None:
+                self.background = Background()
+                self.poller.register(self.background.fd, select.POLLIN)
+            timeout = min(1.0, max(0.05, ready.interval))
+            try:
+                self.background.start(attempt, Probe(ready.kind, ready.target), timeout)
+            except RuntimeError:  # no thread to be had (a pids limit): this attempt failed, the next may not
+                self._act(self.fleet.on_probe(name, False, self.clock(), attempt=attempt))
+                return
+            self.attempting[attempt] = name
             return
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:

@@ -1,15 +1,19 @@
 """Readiness probes: is a program ready to serve? (tcp, http, file)
 
 Owns: the probe kinds and their spelling (``tcp=HOST:PORT``, ``http=URL``,
-``file=PATH``) and one attempt of each, with a short timeout. Used by
-``gsup drill --ready``. Imports the standard library and ``gsup.errors``.
+``file=PATH``) and one attempt of each, with a short timeout: in the
+caller's thread (``gsup drill --ready``), or beside a loop that must not
+block (``Background``: the many-programs loop). Imports the standard library
+and ``gsup.errors``.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import NamedTuple
+import threading
+from collections import deque
+from typing import NamedTuple, Union
 
 from gsup.errors import UsageError
 
@@ -48,6 +52,62 @@ class Probe(NamedTuple):
             except OSError:
                 return False
         return http_ok(self.target, timeout)
+
+
+class Background:
+    """Attempts that run beside a loop, each in a daemon thread; results come back through a pipe.
+
+    An attempt blocks for up to its timeout (a host that drops packets, an
+    endpoint that accepts and answers slowly while the app warms up), and
+    the loop that waits for signals, reaps and moves output must not. The
+    loop polls ``fd`` and, when it is readable, takes ``results()``.
+
+    A thread runs ``Probe.attempt`` and nothing else: it never waits for a
+    process, never writes to stdout or stderr, and never touches the
+    caller's state; it inherits gsup's blocked signal mask, so every signal
+    still arrives through the signalfd. An error it did not expect is handed
+    to the loop, which raises it as if the attempt had run inline. Nobody
+    joins a thread: one still connecting when gsup ends dies with its
+    process (``os._exit``).
+    """
+
+    def __init__(self) -> None:
+        # Close-on-exec (PEP 446): no program inherits either end.
+        self.fd, self._wake = os.pipe()
+        os.set_blocking(self.fd, False)
+        # deque: appends and pops are atomic, no lock to hold at a fork.
+        self._done: deque[tuple[int, Union[bool, BaseException]]] = deque()
+
+    def start(self, token: int, probe: Probe, timeout: float) -> None:
+        """Begin one attempt of *probe*; its result comes back with *token*."""
+        thread = threading.Thread(
+            target=self._attempt, args=(token, probe, timeout), name=f"probe-{token}", daemon=True
+        )
+        thread.start()
+
+    def _attempt(self, token: int, probe: Probe, timeout: float) -> None:
+        result: Union[bool, BaseException]
+        try:
+            result = probe.attempt(timeout)
+        except BaseException as e:  # not printed here (the thread owns no stream): the loop raises it
+            result = e
+        self._done.append((token, result))  # before the wake-up, so the loop finds it
+        os.write(self._wake, b"\0")
+
+    def results(self) -> list[tuple[int, bool]]:
+        """The attempts finished since the last call, as (token, ready)."""
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass  # drained
+        out: list[tuple[int, bool]] = []
+        while self._done:
+            token, result = self._done.popleft()
+            if isinstance(result, BaseException):
+                raise result
+            out.append((token, result))
+        return out
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

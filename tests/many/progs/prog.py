@@ -8,16 +8,18 @@ as gsup's JSON events and the test's)::
     @grandchild name=NAME pid=PID          --grandchild is set up
     @ready name=NAME t=T                   --tcp/--http/--touch is in place (T: just before)
     @wrote name=NAME t=T                   every output action is done
+    @tick name=NAME t=T n=N                every --tick seconds, until stopped
     @term name=NAME t=T sig=SIGTERM        a stop signal arrived
     @stopped name=NAME t=T code=N          about to exit after it
     @exit name=NAME t=T code=N             about to exit on its own (or signal=SIG)
 
 The order of what it does: start (or fail at once, ``--fail-runs``), the
-grandchild, ``--ready-after`` then readiness, the output actions, then exit
-(``--exit-after``) or wait for a stop signal. TERM, INT and QUIT make it log
-``@term``, wait ``--term-delay`` and exit with ``--term-code``, unless
-``--ignore-term``. Every argument list carries ``--token``, so the test can
-find every process of its run (grandchildren too) in /proc.
+grandchild, ``--ready-after`` then readiness, the output actions, then
+ticks (``--tick``), exit (``--exit-after``) or a wait for a stop signal.
+TERM, INT and QUIT make it log ``@term``, wait ``--term-delay`` and exit
+with ``--term-code``, unless ``--ignore-term``. Every argument list carries
+``--token``, so the test can find every process of its run (grandchildren
+too) in /proc.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def main() -> None:
     p.add_argument("--bytes", type=int, default=0, help="this many bytes of lines of --line-size")
     p.add_argument("--line-size", type=int, default=1024)
     p.add_argument("--tail", help="a last line without its newline")
+    p.add_argument("--tick", type=float, default=0.0, help="log @tick every this many seconds")
     p.add_argument("--exit-after", type=float)
     p.add_argument("--die-by", help="after --exit-after, die by this signal (e.g. USR1)")
     a = p.parse_args()
@@ -213,6 +216,11 @@ def main() -> None:
     while a.flood_stderr:
         emit(b"".join(b"err-%s-%d\n" % (NAME.encode(), seq + i) for i in range(16)), 2)
         seq += 16
+    ticks = 0
+    while a.tick:
+        time.sleep(a.tick)
+        ticks += 1
+        log("tick", t=now(), n=ticks)
 
     if a.exit_after is not None:
         time.sleep(a.exit_after)

@@ -1,0 +1,41 @@
+"""Readiness attempts beside a loop (gsup.readiness.Background): real threads, a real pipe."""
+
+from __future__ import annotations
+
+import select
+from pathlib import Path
+
+import pytest
+
+from gsup.readiness import Background, Probe
+
+
+def wait_results(bg: Background, want: int) -> list[tuple[int, bool]]:
+    """Poll the fd like the loop does until *want* results are in."""
+    got: list[tuple[int, bool]] = []
+    while len(got) < want:
+        assert select.select([bg.fd], [], [], 5.0)[0], "no result within 5 s"
+        got += bg.results()
+    return got
+
+
+@pytest.mark.timeout(10)
+def test_results_come_back_through_the_fd_with_their_tokens(tmp_path: Path) -> None:
+    """Each attempt's result wakes the fd and comes back once, with the token it was started with."""
+    there = tmp_path / "ready"
+    there.touch()
+    bg = Background()
+    bg.start(7, Probe("file", str(there)), 0.1)
+    bg.start(8, Probe("file", str(tmp_path / "missing")), 0.1)
+    assert sorted(wait_results(bg, 2)) == [(7, True), (8, False)]
+    assert bg.results() == []
+
+
+@pytest.mark.timeout(10)
+def test_an_unexpected_error_is_raised_by_the_loop_not_printed_by_the_thread() -> None:
+    """An error the attempt does not handle reaches the caller of results(), as if it had run inline."""
+    bg = Background()
+    bg.start(1, Probe("tcp", "x" * 64 + ":80"), 0.1)  # a DNS label over 63 characters: UnicodeError
+    assert select.select([bg.fd], [], [], 5.0)[0]
+    with pytest.raises(UnicodeError):
+        bg.results()
