@@ -31,8 +31,12 @@ class Probe(NamedTuple):
             raise UsageError(f"--ready: {text!r} is not tcp=HOST:PORT, http=URL or file=PATH")
         if kind == "tcp":
             host, _, port = target.rpartition(":")
-            if not host or not port.isdigit():
-                raise UsageError(f"--ready: {target!r} is not HOST:PORT")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise UsageError(f"--ready: {target!r} is not HOST:PORT (port 1-65535)")
+            try:
+                host.strip("[]").encode("idna")  # what the connect would do, every attempt
+            except UnicodeError:
+                raise UsageError(f"--ready: {host!r} is not a host name") from None
         if kind == "http" and not target.startswith(("http://", "https://")):
             raise UsageError(f"--ready: {target!r} is not an http:// or https:// URL")
         return cls(kind, target)
@@ -49,7 +53,7 @@ class Probe(NamedTuple):
             try:
                 with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
                     return True
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a name the resolver refuses
                 return False
         return http_ok(self.target, timeout)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gsup.errors import UsageError
 from gsup.readiness import Background, Probe
 
 
@@ -34,8 +35,27 @@ def test_results_come_back_through_the_fd_with_their_tokens(tmp_path: Path) -> N
 @pytest.mark.timeout(10)
 def test_an_unexpected_error_is_raised_by_the_loop_not_printed_by_the_thread() -> None:
     """An error the attempt does not handle reaches the caller of results(), as if it had run inline."""
+
+    class Broken(Probe):
+        def attempt(self, timeout: float = 1.0) -> bool:
+            raise RuntimeError("a bug in the attempt")
+
     bg = Background()
-    bg.start(1, Probe("tcp", "x" * 64 + ":80"), 0.1)  # a DNS label over 63 characters: UnicodeError
+    bg.start(1, Broken("tcp", "127.0.0.1:9"), 0.1)
     assert select.select([bg.fd], [], [], 5.0)[0]
-    with pytest.raises(UnicodeError):
+    with pytest.raises(RuntimeError, match="a bug in the attempt"):
         bg.results()
+
+
+@pytest.mark.parametrize(
+    "text", ["tcp=127.0.0.1:0", "tcp=127.0.0.1:70000", "tcp=" + "x" * 64 + ":80", "tcp=nohost", "http=nope"]
+)
+def test_a_probe_that_could_never_answer_is_refused_when_parsed(text: str) -> None:
+    """A port outside 1-65535 or a host name no resolver takes is refused, not probed in vain."""
+    with pytest.raises(UsageError):
+        Probe.parse(text)
+
+
+def test_a_name_the_resolver_refuses_is_a_failed_attempt_not_an_error() -> None:
+    """An attempt whose host the resolver rejects (not an OSError) counts as not ready."""
+    assert Probe("tcp", "x" * 64 + ":80").attempt(0.1) is False
