@@ -353,6 +353,7 @@ class Fleet:
             if p.state in (State.WAITING, State.BACKOFF):
                 p.state, p.restart_at = State.SKIPPED if p.state is State.WAITING else State.DONE, None
             p.next_probe = p.probing = None  # no more probing: a result still to come is ignored
+            p.ready_by = None  # nor a readiness timeout: a program being stopped has not "failed"
         actions: list[Action] = [
             Note(
                 "stopping",

@@ -110,6 +110,20 @@ def test_a_probe_result_after_the_stop_began_is_ignored() -> None:
     assert f.programs["web"].state is State.STARTING
 
 
+def test_the_readiness_timeout_does_not_run_out_during_a_stop() -> None:
+    """A program still starting when the stop begins is stopped, not reported as not ready in time."""
+    ready = ReadySpec("tcp", "127.0.0.1:1", timeout=2.0, interval=0.5)
+    f = fleet(prog("web", ready=ready), stop_delay=5.0)  # web keeps running through the drain
+    f.begin(T0)
+    f.on_started("web", 10, T0)
+    f.on_signal(signal.SIGTERM, T0 + 0.1)
+    notes = [a for a in f.on_deadline(T0 + 3.0) if getattr(a, "kind", None) == "failed"]
+    assert notes == []
+    assert f.programs["web"].failure is None
+    f.on_exit("web", ChildStatus(signal=signal.SIGTERM), T0 + 5.2)
+    assert f.exit_code() == 0
+
+
 def test_a_readiness_timeout_fails_fast_with_status_1() -> None:
     """Not ready within the timeout: the fleet stops and the exit status is 1."""
     ready = ReadySpec("tcp", "127.0.0.1:1", timeout=2.0, interval=0.5)
