@@ -314,6 +314,8 @@ class ManyRun:
     # -- the end ---------------------------------------------------------------
 
     def _finish(self) -> Outcome:
+        if self.background is not None:
+            self.background.close()  # a supervision in a longer-lived process must not leak it
         self._sweep()  # nothing outlives gsup
         reap_remaining(self.inbox, self.plan.kill_wait)
         # Pending program output gets at most half the smallest margin (1 s),

@@ -79,8 +79,13 @@ class Background:
         # Close-on-exec (PEP 446): no program inherits either end.
         self.fd, self._wake = os.pipe()
         os.set_blocking(self.fd, False)
-        # deque: appends and pops are atomic, no lock to hold at a fork.
+        os.set_blocking(self._wake, False)  # a full pipe holds a wake-up already
+        # deque: appends and pops are atomic. The lock only keeps a late
+        # attempt from writing into a descriptor number close() gave back
+        # (the child a fork makes never takes it).
         self._done: deque[tuple[int, Union[bool, BaseException]]] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
 
     def start(self, token: int, probe: Probe, timeout: float) -> None:
         """Begin one attempt of *probe*; its result comes back with *token*."""
@@ -95,8 +100,14 @@ class Background:
             result = probe.attempt(timeout)
         except BaseException as e:  # not printed here (the thread owns no stream): the loop raises it
             result = e
-        self._done.append((token, result))  # before the wake-up, so the loop finds it
-        os.write(self._wake, b"\0")
+        with self._lock:
+            if self._closed:
+                return  # the supervision is over: nobody waits for this result
+            self._done.append((token, result))  # before the wake-up, so the loop finds it
+            try:
+                os.write(self._wake, b"\0")
+            except BlockingIOError:
+                pass
 
     def results(self) -> list[tuple[int, bool]]:
         """The attempts finished since the last call, as (token, ready)."""
@@ -112,6 +123,14 @@ class Background:
                 raise result
             out.append((token, result))
         return out
+
+    def close(self) -> None:
+        """Take no more results and free the pipe; attempts still running end unheard."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self.fd)
+                os.close(self._wake)
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

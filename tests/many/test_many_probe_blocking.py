@@ -9,6 +9,8 @@ answer well inside that second.
 
 from __future__ import annotations
 
+import io
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +23,10 @@ import pytest
 from gsupkit import Stream
 from manykit import Fleet, parse_event_line
 from prockit import kill_pid
+
+from gsup.log import TextSink
+from gsup.model import Plan, ProgramSpec, ReadySpec
+from gsup.supervisor import supervise
 
 MUTE_PATH = str(Path(__file__).resolve().parent / "progs" / "mute_server.py")
 #: gsup's timeout for one attempt: min(1 s, interval).
@@ -120,3 +126,19 @@ def test_output_keeps_flowing_while_a_probe_hangs(fleet: Fleet, mute: Mute) -> N
     run.send(signal.SIGTERM)
     assert run.finish() == 0
     assert run.leftovers() == []
+
+
+@pytest.mark.timeout(30)
+def test_a_supervision_in_process_leaves_no_descriptor_behind() -> None:
+    """supervise() called as a library, with probes run beside the loop, closes what it opened."""
+
+    def once() -> int:
+        ready = ReadySpec("file", "/", timeout=5.0, interval=0.05)
+        program = ProgramSpec(argv=(b"sleep", b"0.2"), name="a", ready=ready)
+        plan = Plan(program=program, programs=(program,), grace=2.0)
+        return supervise(plan, TextSink(io.StringIO())).exit_code
+
+    assert once() == 0  # the first run imports what it needs
+    before = sorted(os.listdir("/proc/self/fd"))
+    assert [once() for _ in range(3)] == [0, 0, 0]
+    assert sorted(os.listdir("/proc/self/fd")) == before

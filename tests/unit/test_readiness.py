@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import select
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,34 @@ def test_a_probe_that_could_never_answer_is_refused_when_parsed(text: str) -> No
 def test_a_name_the_resolver_refuses_is_a_failed_attempt_not_an_error() -> None:
     """An attempt whose host the resolver rejects (not an OSError) counts as not ready."""
     assert Probe("tcp", "x" * 64 + ":80").attempt(0.1) is False
+
+
+@pytest.mark.timeout(10)
+def test_close_frees_the_pipe_and_a_late_attempt_ends_unheard() -> None:
+    """After close() both ends of the pipe are closed, and an attempt finishing later writes nowhere."""
+    release = threading.Event()
+
+    class Slow(Probe):
+        def attempt(self, timeout: float = 1.0) -> bool:
+            release.wait(5)
+            return True
+
+    bg = Background()
+    ends = (bg.fd, bg._wake)
+    bg.start(1, Slow("file", "/"), 0.1)
+    bg.close()
+    for fd in ends:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    reused = os.open(
+        os.devnull, os.O_RDONLY
+    )  # may take a freed number: the late attempt must not write there
+    try:
+        release.set()
+        for t in threading.enumerate():
+            if t.name == "probe-1":
+                t.join(5)
+        assert not any(t.name == "probe-1" for t in threading.enumerate())
+        assert list(bg._done) == []
+    finally:
+        os.close(reused)
