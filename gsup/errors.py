@@ -60,8 +60,8 @@ def exit_now(code: int) -> NoReturn:
 
     Everything gsup started has been reaped and every message written by
     then, so the interpreter's teardown (freeing every module, running the
-    garbage collector) has nothing to do but delay, by about ten
-    milliseconds, the exit status the platform is waiting for.
+    garbage collector) has nothing to do but delay the exit status the
+    platform is waiting for: by about 15 ms of `gsup -- true`.
     """
     for stream in (sys.stdout, sys.stderr):
         try:
