@@ -1,5 +1,5 @@
 """``python -m gsup``: the same as the ``gsup`` command."""
 
-from gsup.cli import main
+from gsup.entry import main
 
 main()

@@ -10,9 +10,10 @@ at run time, and some typer releases cannot resolve them as strings on 3.9.)
 """
 
 import os
+import signal
 import sys
 import traceback
-from typing import Annotated, Dict, List, NoReturn, Optional
+from typing import Annotated, Dict, List, NoReturn, Optional, Set
 
 import typer
 
@@ -173,12 +174,12 @@ def run(
     from gsup.config import resolve
 
     resolved = resolve(given, argv, config_path=config, environ=os.environ)
-    if not argv and not resolved.plan.programs and mode != "check":
+    if not argv and resolved.plan.single and mode != "check":
         raise UsageError(f"missing command: {USAGE.split(' | ')[0 if mode == 'run' else 2]}")
     if mode == "check":
         from gsup.check import print_check
 
-        return print_check(resolved, config_path=config)
+        return print_check(resolved)
     if mode == "drill":
         from gsup.drill import DrillOptions, run_drill
 
@@ -193,12 +194,12 @@ def run(
 def _supervise(resolved: "Resolved") -> int:
     """Start, hand over to the lean supervising process, or supervise here."""
     from gsup.log import make_sink
-    from gsup.supervisor import start, supervise_many, supervise_spawned
+    from gsup.supervisor import prepare, run
 
     plan = resolved.plan
     options = {"quiet": resolved.quiet, "verbose": resolved.verbose}
     try:
-        spawned = None if plan.programs else start(plan)
+        prepared = prepare(plan)
     except GsupError as e:
         make_sink(resolved.log_format, **options).error(e.message)
         return e.exit_code
@@ -207,14 +208,15 @@ def _supervise(resolved: "Resolved") -> int:
     # A child that is gone within moments (`gsup -- true`, a command that
     # fails at once) needs no long-lived supervisor: finish here, and save
     # the lean interpreter's start. A signal that comes meanwhile waits, pending.
-    if spawned is None or not reaper.exits_within(spawned.pid, HANDOFF_AFTER):
+    started = prepared.started
+    if started is None or not reaper.exits_within(started.pid, HANDOFF_AFTER):
         from gsup.lean import Handoff, handoff
 
-        handoff(Handoff(plan, spawned, resolved.log_format, sys_path=tuple(sys.path), **options))
+        handoff(Handoff(plan, prepared, resolved.log_format, sys_path=tuple(sys.path), **options))
     # Still here: the child has exited already, or no exec was possible.
     sink = make_sink(resolved.log_format, **options)
     try:
-        outcome = supervise_many(plan, sink) if spawned is None else supervise_spawned(plan, sink, spawned)
+        outcome = run(plan, sink, prepared)
     except GsupError as e:
         sink.error(e.message)
         return e.exit_code
@@ -222,13 +224,20 @@ def _supervise(resolved: "Resolved") -> int:
     return outcome.exit_code
 
 
-def main(argv: Optional[List[str]] = None) -> NoReturn:
-    """The ``gsup`` console script."""
+def main(argv: Optional[List[str]] = None, *, mask: Optional[Set[int]] = None) -> NoReturn:
+    """The command line (``gsup.entry`` is the console script).
+
+    *mask*: the signal mask from before the entry point blocked every
+    signal; it is restored for the modes that do not supervise, so Ctrl+C
+    works on ``gsup check`` and ``gsup drill``.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     _reserve_stdio()
     mode = "run"
     if args and args[0] in MODES:
         mode, args = args[0], args[1:]
+    if mode != "run" and mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         result = _invoke(args, mode)
         code = result if isinstance(result, int) else 0

@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 from gsup import budget
 from gsup.errors import UsageError
 from gsup.model import ForwardTo, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
-from gsup.units import UNCATCHABLE, parse_duration, parse_signal
+from gsup.units import UNCATCHABLE, format_duration, parse_duration, parse_signal
 
 
 class Source(str, enum.Enum):
@@ -77,6 +77,9 @@ class Resolved(NamedTuple):
     log_format: str
     quiet: bool
     verbose: bool
+    config_path: Optional[str] = None
+    #: How the platform was detected ("" when it was given).
+    evidence: str = ""
 
 
 def load_file(path: str) -> dict[str, Any]:
@@ -179,8 +182,9 @@ def resolve(
             raise UsageError(f"{_where(name, s, config_path)}: {e.message}") from None
 
     platform_setting = settings["platform"]
+    evidence = ""
     if platform_setting.value is None:
-        platform = budget.detect(environ, exists)
+        platform, evidence = budget.detection(environ, exists)
         settings["platform"] = Setting(platform.value, Source.PLATFORM)
     else:
         platform = value("platform", budget.parse_platform)
@@ -198,24 +202,33 @@ def resolve(
         )
     forward_to = value("forward_to", _forward_to)
     log_format = value("log_format", _log_format)
-    programs: tuple[ProgramSpec, ...] = ()
+    # The options that concern a program are every program's default:
+    # a program's own key in the file beats them.
+    defaults = ProgramSpec(
+        argv=tuple(command),
+        user=value("user", str),
+        stop_signal=value("stop_signal", _signal, kinds=(str, int)),
+        success_codes=frozenset(items("success_code", _exit_code)),
+    )
     if config_path and "programs" in data:
         if command:
             raise UsageError(
                 f"{config_path} has [programs]: give either a command after -- or programs, not both"
             )
-        programs = programs_from(config_path, data, the_budget.grace)
+        single = False
+        programs = programs_from(config_path, data, the_budget.grace, defaults)
         if not programs:
             raise UsageError(f"{config_path}: [programs] is empty")
+    else:
+        single = True
+        programs = (defaults._replace(prefix=None),)  # a single command: its stdio is gsup's
     plan = Plan(
-        program=ProgramSpec(argv=tuple(command), user=value("user", str)),
         programs=programs,
+        single=single,
         grace=the_budget.grace,
         stop_delay=the_budget.stop_delay,
-        stop_signal=value("stop_signal", _signal, kinds=(str, int)),
         rewrite=items("rewrite", _rewrite),
         forward_to=forward_to,
-        success_codes=frozenset(items("success_code", _exit_code)),
         success_on_stop=value("success_on_stop", bool, kinds=(bool,)),
         parent_death_signal=value("parent_death_signal", _signal, kinds=(str, int)),
     )
@@ -226,6 +239,8 @@ def resolve(
         log_format=log_format,
         quiet=value("quiet", bool, kinds=(bool,)),
         verbose=value("verbose", bool, kinds=(bool,)),
+        config_path=config_path,
+        evidence=evidence,
     )
 
 
@@ -285,6 +300,7 @@ _PROGRAM_KEYS = {
     "backoff_max",
     "prefix",
     "timestamps",
+    "success_codes",
 }
 _READY_KEYS = {"tcp", "http", "file", "command", "timeout", "interval"}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -359,21 +375,32 @@ def _ready(path: str, name: str, raw: Any) -> ReadySpec:
     timeout = t.duration("timeout", 30.0)
     interval = t.duration("interval", 0.25)
     assert timeout is not None and interval is not None  # defaults given
+    from gsup.readiness import MIN_INTERVAL, Probe  # only for configs that probe: it imports socket
+
+    if interval < MIN_INTERVAL:
+        raise t.fail(
+            "interval", f"{format_duration(interval)} is too short: at least {format_duration(MIN_INTERVAL)}"
+        )
     if kind == "command":
         argv = _argv(t, "command", shell=False)
         return ReadySpec(kind, " ".join(os.fsdecode(a) for a in argv), argv, timeout, interval)
     target = t.get(kind, (str,), "a string", None)
     try:
-        from gsup.readiness import Probe  # only for configs that probe: it imports socket
-
         probe = Probe.parse(f"{kind}={target}")
     except UsageError as e:
         raise t.fail(kind, e.message.split(": ", 1)[-1]) from None
     return ReadySpec(probe.kind, probe.target, (), timeout, interval)
 
 
-def programs_from(path: str, data: Mapping[str, Any], grace: float) -> tuple[ProgramSpec, ...]:
-    """The validated programs of a config file, in start (dependency) order."""
+def programs_from(
+    path: str, data: Mapping[str, Any], grace: float, defaults: Optional[ProgramSpec] = None
+) -> tuple[ProgramSpec, ...]:
+    """The validated programs of a config file, in start (dependency) order.
+
+    *defaults*: what the global options set for every program (``--user``,
+    ``--stop-signal``, ``--success-code``); a program's own key beats them.
+    """
+    defaults = defaults or ProgramSpec(argv=())
     tables = data.get("programs", {})
     if not isinstance(tables, dict):
         raise UsageError(f"{path}: programs must be tables: [programs.NAME]")
@@ -391,9 +418,21 @@ def programs_from(path: str, data: Mapping[str, Any], grace: float) -> tuple[Pro
                 raise t.fail("env", f"{k}: expected a string, got {v!r}")
         stop_raw = t.get("stop_signal", (str, int), "a signal like TERM", None)
         try:
-            stop_signal = parse_signal(str(stop_raw)) if stop_raw is not None else None
+            stop_signal = parse_signal(str(stop_raw)) if stop_raw is not None else defaults.stop_signal
         except UsageError as e:
             raise t.fail("stop_signal", e.message) from None
+        codes_raw = t.get("success_codes", (list,), "a list of exit codes like [0, 143]", None)
+        if codes_raw is None:
+            success_codes = defaults.success_codes
+        else:
+            if not all(isinstance(c, int) and not isinstance(c, bool) for c in codes_raw):
+                raise t.fail(
+                    "success_codes", f"expected a list of exit codes like [0, 143], got {codes_raw!r}"
+                )
+            try:
+                success_codes = frozenset(_exit_code(c) for c in codes_raw)
+            except UsageError as e:
+                raise t.fail("success_codes", e.message) from None
         program_grace = t.duration("grace")
         if program_grace is not None and program_grace > grace:
             raise t.fail(
@@ -419,8 +458,9 @@ def programs_from(path: str, data: Mapping[str, Any], grace: float) -> tuple[Pro
             name=name,
             env={os.fsencode(k): os.fsencode(str(v)) for k, v in env_raw.items()},
             cwd=t.get("cwd", (str,), "a path", None),
-            user=t.get("user", (str,), "USER[:GROUP]", None),
+            user=t.get("user", (str,), "USER[:GROUP]", None) or defaults.user,
             stop_signal=stop_signal,
+            success_codes=success_codes,
             grace=program_grace,
             depends_on=tuple(t.strings("depends_on")),
             oneshot=oneshot,

@@ -14,7 +14,7 @@ escaped), and no probe request failed. Otherwise FAIL (exit 1) with reasons.
 The drill is a subreaper too: a process that escaped gsup entirely would be
 reparented to it, found, counted and killed.
 
-Imports: the standard library, gsup's config/budget/readiness/linux; psutil.
+Imports: the standard library, gsup's config/budget/readiness/linux/procs; psutil.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import IO, NamedTuple, Optional, Sequence
 from gsup import linux
 from gsup.config import Resolved
 from gsup.errors import UsageError
-from gsup.readiness import Probe, http_ok
+from gsup.readiness import Probe, http_check
 from gsup.units import format_duration, parse_duration, signal_name
 
 #: How long a probe keeps sending requests at least, from the stop signal: a
@@ -181,7 +181,7 @@ def _wait_ready(proc: subprocess.Popen[str], options: DrillOptions, started: flo
     while time.monotonic() - started < READY_TIMEOUT:
         if proc.poll() is not None:
             return False
-        if options.ready.attempt(timeout=0.5):
+        if options.ready.attempt(timeout=0.5)[0]:
             return True
         try:
             proc.wait(timeout=0.05)
@@ -193,7 +193,7 @@ def _wait_ready(proc: subprocess.Popen[str], options: DrillOptions, started: flo
 def _probe(url: str, counts: _ProbeCount, window_end: float) -> None:
     while not counts.stop.is_set() and time.monotonic() < window_end:
         counts.sent += 1
-        if not http_ok(url, timeout=1.0):
+        if not http_check(url, timeout=1.0)[0]:
             counts.failed += 1
         counts.stop.wait(0.01)
 
@@ -202,12 +202,10 @@ def _kill_escaped() -> int:
     """Processes reparented to the drill (they escaped gsup): kill and count."""
     import psutil
 
+    from gsup import procs
+
     escaped = [p for p in psutil.Process().children(recursive=True)]
-    for p in escaped:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
+    procs.kill(pids=[p.pid for p in escaped])
     psutil.wait_procs(escaped, timeout=2)
     return len(escaped)
 

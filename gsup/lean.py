@@ -2,7 +2,7 @@
 
 Owns: the handoff from the command-line process to the supervising one.
 Parsing (typer, click, the config file) costs memory that a PID 1 would
-carry for its whole life. So once the plan is made, and the single command
+carry for its whole life. So once the plan is made, and a single command
 already started (its start is not delayed by this), gsup ``execve``s a fresh
 interpreter on the same PID that imports only the core: the plan travels in
 an anonymous memory file, the child stays its child, and the blocked signal
@@ -30,16 +30,16 @@ if __name__ == "__main__":
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import pickle
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from gsup import linux
 from gsup.model import Plan
-from gsup.supervisor import Spawned
+from gsup.supervisor import Prepared
 
 
 class Handoff(NamedTuple):
     plan: Plan
-    spawned: Optional[Spawned]  # None: many programs, started by the lean process
+    prepared: Prepared  # what was started and resolved before the exec
     log_format: str
     quiet: bool
     verbose: bool
@@ -80,14 +80,11 @@ def main(fd: int) -> int:
         pass
     from gsup.errors import EXIT_INTERNAL, GsupError
     from gsup.log import make_sink
-    from gsup.supervisor import supervise_many, supervise_spawned
+    from gsup.supervisor import run
 
     sink = make_sink(h.log_format, quiet=h.quiet, verbose=h.verbose)
     try:
-        if h.spawned is None:
-            outcome = supervise_many(h.plan, sink)
-        else:
-            outcome = supervise_spawned(h.plan, sink, h.spawned)
+        outcome = run(h.plan, sink, h.prepared)
     except GsupError as e:
         sink.error(e.message)
         return e.exit_code

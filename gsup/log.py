@@ -1,13 +1,15 @@
 """gsup's own messages on stderr, as plain text or JSON lines.
 
-Owns: the words and fields of every event line and of the final report,
-``--quiet`` and ``--verbose``. The rich rendering for a terminal lives in
-``ui`` and reuses ``report_rows``. Imports: the standard library and
-``gsup.model``; never rich.
+Owns: how events and the final report are written as text lines or JSON
+objects, ``--quiet`` and ``--verbose``, and writing that never holds up
+supervision. What the report says comes from ``report``; the rich
+rendering for a terminal lives in ``ui``. Imports: the standard library,
+``gsup.model`` and ``gsup.report``; ``gsup.ui`` (rich) only on a terminal.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import sys
@@ -15,117 +17,7 @@ import time
 from typing import IO, Callable, Optional
 
 from gsup.model import Outcome, Sink, TextStream
-from gsup.units import format_duration, signal_name
-
-#: Events shown only with --verbose.
-VERBOSE_KINDS = frozenset({"orphan_reaped"})
-
-
-def report_fields(o: Outcome) -> dict[str, object]:
-    """The final report as data (the JSON ``exit`` event)."""
-    return {
-        "exit_code": o.exit_code,
-        "cause": o.cause.value,
-        "program": o.program.name,
-        "command": o.program.display,
-        "pid": o.pid,
-        "status": o.status.describe() if o.status else None,
-        "stop_signal_received": signal_name(o.stop_signal_received) if o.stop_signal_received else None,
-        "stop_signal_sender": o.stop_signal_sender,
-        "stop_signal_sent": signal_name(o.stop_signal_sent) if o.stop_signal_sent else None,
-        "stop_seconds": None if o.stop_seconds is None else round(o.stop_seconds, 6),
-        "ran_seconds": round(o.ran_seconds, 6),
-        "grace": o.grace,
-        "force_killed": o.force_killed,
-        "escalation": o.escalation,
-        "leftovers_signalled": o.leftovers_signalled,
-        "leftovers_killed": o.leftovers_killed,
-        "leftovers_surviving": o.leftovers_surviving,
-        "orphans_reaped": o.orphans_reaped,
-        "error": o.error,
-        "reason": o.reason,
-        "programs": [
-            {
-                "name": p.name,
-                "pid": p.pid,
-                "status": p.status.describe() if p.status else None,
-                "code": p.status.shell_code if p.status else None,
-                "stop_signal": signal_name(p.stop_signal) if p.stop_signal else None,
-                "stop_seconds": None if p.stop_seconds is None else round(p.stop_seconds, 6),
-                "force_killed": p.force_killed,
-                "escalation": p.escalation,
-                "restarts": p.restarts,
-                "failure": p.failure,
-                "started": p.started,
-            }
-            for p in o.programs
-        ],
-    }
-
-
-def report_rows(o: Outcome) -> list[tuple[str, str]]:
-    """The final report as (label, text) rows, for people."""
-    rows: list[tuple[str, str]] = []
-    if o.error:
-        rows.append(("failed", o.error))
-    if o.programs:
-        return _fleet_rows(o, rows)
-    if o.stop_signal_received:
-        sender = f" from pid {o.stop_signal_sender}" if o.stop_signal_sender else ""
-        rows.append(("stopped by", f"{signal_name(o.stop_signal_received)}{sender}"))
-    elif o.status is not None:
-        rows.append(("stopped by", "the child's own exit"))
-    if o.status is not None:
-        rows.append(("child", f"pid {o.pid} ({o.program.display}) {o.status.describe()}"))
-    if o.stop_seconds is not None:
-        sent = f"{signal_name(o.stop_signal_sent)} sent, " if o.stop_signal_sent else ""
-        if o.force_killed:
-            verdict = f"force-killed: SIGKILL sent ({o.escalation or 'grace ran out'})"
-        else:
-            verdict = "exited within the grace"
-        took = f"took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace"
-        rows.append(("stop", f"{sent}{took}; {verdict}"))
-    left = []
-    if o.leftovers_signalled:
-        left.append(f"{o.leftovers_signalled} signalled")
-    if o.leftovers_killed:
-        left.append(f"{o.leftovers_killed} killed")
-    if o.leftovers_surviving:
-        left.append(f"{o.leftovers_surviving} survived SIGKILL")
-    rows.append(("leftovers", ", ".join(left) if left else "none"))
-    if o.orphans_reaped:
-        rows.append(("orphans", f"{o.orphans_reaped} reaped"))
-    rows.append(("exit", str(o.exit_code)))
-    return rows
-
-
-def _fleet_rows(o: Outcome, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    if o.stop_signal_received:
-        sender = f" from pid {o.stop_signal_sender}" if o.stop_signal_sender else ""
-        rows.append(("stopped by", f"{signal_name(o.stop_signal_received)}{sender}"))
-    elif o.reason:
-        rows.append(("stopped by", o.reason))
-    for p in o.programs:
-        if not p.started:
-            text = "never started" + (f": {p.failure}" if p.failure else " (stopped before its turn)")
-        else:
-            text = f"pid {p.pid} {p.status.describe() if p.status else 'still running'}"
-            if p.stop_seconds is not None and p.stop_signal:
-                text += f", {p.stop_seconds:.3f}s after {signal_name(p.stop_signal)}"
-            if p.force_killed:
-                text += f"; force-killed: SIGKILL ({p.escalation or 'grace ran out'})"
-            if p.restarts:
-                text += f"; restarted {p.restarts} time(s)"
-            if p.failure:
-                text += f"; FAILED: {p.failure}"
-        rows.append((p.name, text))
-    if o.stop_seconds is not None:
-        rows.append(("stop", f"took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace"))
-    rows.append(("leftovers", f"{o.leftovers_killed} killed" if o.leftovers_killed else "none"))
-    if o.orphans_reaped:
-        rows.append(("orphans", f"{o.orphans_reaped} reaped"))
-    rows.append(("exit", str(o.exit_code)))
-    return rows
+from gsup.report import VERBOSE_KINDS, report_fields, report_rows
 
 
 class _Writer:
@@ -175,9 +67,11 @@ class _Writer:
         except (OSError, ValueError):
             pass
         deadline = time.monotonic() + wait
+        poller = select.poll()  # not select(): the descriptor's number may pass FD_SETSIZE
+        poller.register(self.fd, select.POLLOUT)
         while self.pending:
             left = max(0.0, deadline - time.monotonic())
-            if not select.select([], [self.fd], [], left)[1]:
+            if not poller.poll(math.ceil(left * 1000)):
                 return  # not now: the rest goes with the next message
             try:
                 n = os.write(self.fd, self.pending[:4096])  # PIPE_BUF: never blocks after poll

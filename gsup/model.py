@@ -19,7 +19,10 @@ import enum
 import os
 import signal
 from collections.abc import Mapping
-from typing import NamedTuple, Optional, Protocol, Tuple
+from typing import FrozenSet, NamedTuple, Optional, Protocol, Tuple
+
+#: The signals that ask gsup to stop (SPEC §4: several platforms send INT first).
+STOP_SIGNALS: FrozenSet[int] = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
 class ForwardTo(str, enum.Enum):
@@ -30,7 +33,7 @@ class ForwardTo(str, enum.Enum):
 
 
 class Restart(str, enum.Enum):
-    """When a program that exited is started again (many-programs mode)."""
+    """When a program that exited is started again."""
 
     NEVER = "never"
     ON_FAILURE = "on-failure"
@@ -55,7 +58,12 @@ class RestartSpec(NamedTuple):
 
 
 class ProgramSpec(NamedTuple):
-    """One program to run: its argv (bytes, passed byte-exact) and how."""
+    """One program to run: its argv (bytes, passed byte-exact) and how.
+
+    Every global option that concerns a program (``--user``,
+    ``--stop-signal``, ``--success-code``) is folded into each program's spec
+    by ``config``, so the core reads one place: the spec.
+    """
 
     argv: Tuple[bytes, ...]
     name: str = "main"
@@ -64,14 +72,17 @@ class ProgramSpec(NamedTuple):
     env: Optional[Mapping[bytes, bytes]] = None
     cwd: Optional[str] = None
     user: Optional[str] = None
-    # -- many-programs mode only ---------------------------------------------
+    #: The signal it gets at its turn of a stop; None: the one gsup received
+    #: (after ``--rewrite``), or TERM when gsup stops for another reason.
     stop_signal: Optional[signal.Signals] = None
+    #: Exit statuses reported as 0 when gsup stopped the program.
+    success_codes: FrozenSet[int] = frozenset()
     grace: Optional[float] = None  # None: the whole grace of the plan
     depends_on: Tuple[str, ...] = ()
     oneshot: bool = False
     ready: Optional[ReadySpec] = None
     restart: RestartSpec = RestartSpec()
-    prefix: Optional[str] = ""  # "": the name; None: raw passthrough of stdio
+    prefix: Optional[str] = ""  # "": the name; None: its stdio is gsup's (no pipes)
     timestamps: bool = False
 
     @property
@@ -81,23 +92,30 @@ class ProgramSpec(NamedTuple):
 
 
 class Plan(NamedTuple):
-    """Everything the supervisor needs, resolved and validated."""
+    """Everything the supervisor needs, resolved and validated.
 
-    program: ProgramSpec
-    #: Many-programs mode (a TOML file): the programs, in start order. Empty in
-    #: single-command mode, where ``program`` is the one.
-    programs: Tuple[ProgramSpec, ...] = ()
+    One program or many: ``gsup -- CMD`` is a plan of one program with
+    ``single`` set (its stdio is gsup's, its exit status is gsup's, at a
+    terminal it shares gsup's foreground group); a TOML file is a plan of
+    many, in start order.
+    """
+
+    programs: Tuple[ProgramSpec, ...]
+    single: bool = False
     grace: float = 10.0
     stop_delay: float = 0.0
-    stop_signal: Optional[signal.Signals] = None  # None: the signal gsup received
     rewrite: Tuple[Tuple[signal.Signals, signal.Signals], ...] = ()
     forward_to: ForwardTo = ForwardTo.GROUP
-    success_codes: frozenset[int] = frozenset()
     success_on_stop: bool = False
     parent_death_signal: Optional[signal.Signals] = None
     #: How long gsup waits for processes to vanish after its SIGKILL before it
     #: gives up on them (a process in uninterruptible sleep cannot die at once).
     kill_wait: float = 2.0
+
+    @property
+    def program(self) -> ProgramSpec:
+        """The first program: a single command's only one."""
+        return self.programs[0]
 
     def rewritten(self, sig: int) -> int:
         """The signal to deliver when *sig* is to be forwarded."""
@@ -150,6 +168,9 @@ class ProgramOutcome(NamedTuple):
     restarts: int = 0
     failure: Optional[str] = None
     started: bool = True
+    exit_code: Optional[int] = None  # its status after the rules of ``status``
+    leftovers_signalled: int = 0
+    leftovers_killed: int = 0
 
 
 class StopCause(str, enum.Enum):

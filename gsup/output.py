@@ -119,7 +119,9 @@ class Writer:
         return self.pending > 0 and not self.broken
 
     def _writable_now(self) -> bool:
-        return bool(select.select([], [self.fd], [], 0)[1])
+        poller = select.poll()  # not select(): the descriptor's number may pass FD_SETSIZE
+        poller.register(self.fd, select.POLLOUT)
+        return bool(poller.poll(0))
 
     def write_some(self) -> None:
         """Write what fits now (call after poll reported POLLOUT); never block.

@@ -1,23 +1,43 @@
-"""Readiness probes: is a program ready to serve? (tcp, http, file)
+"""Readiness probes: is a program ready to serve? (tcp, http, file, command)
 
 Owns: the probe kinds and their spelling (``tcp=HOST:PORT``, ``http=URL``,
-``file=PATH``) and one attempt of each, with a short timeout: in the
-caller's thread (``gsup drill --ready``), or beside a loop that must not
-block (``Background``: the many-programs loop). Imports the standard library
-and ``gsup.errors``.
+``file=PATH``), what one attempt checks and what it reports having seen
+("connection refused", "HTTP 503"), and how an attempt runs beside the loop:
+as a short-lived child process that the one reaper collects, never a thread.
+
+Why a child process: an attempt can block for its whole timeout (a host
+that drops packets, an endpoint that accepts and answers slowly, a name
+server that does not answer), and the loop that forwards signals and moves
+output must not. A thread would do, but gsup forks programs while it runs,
+and a thread that holds a lock at fork time can deadlock the child between
+fork and exec. So a tcp, http or file attempt is a ``fork`` of gsup (no
+exec: the supervising process has no thread, so forking it is safe) that
+makes the attempt, writes what it saw into a pipe and exits 0 (ready) or 1;
+a command probe is the command, started like a program. The loop kills an
+attempt that outlives its time (``Attempt.deadline``).
+
+Imports: the standard library, ``gsup.errors``, ``gsup.model``; ``gsup.spawn``
+for command probes.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
-from collections import deque
-from typing import NamedTuple, Union
+from collections.abc import Mapping
+from typing import NamedTuple, Optional
 
 from gsup.errors import UsageError
+from gsup.model import ReadySpec
 
 KINDS = ("tcp", "http", "file")
+#: How long one attempt may take at most (its interval, if shorter).
+ATTEMPT_TIMEOUT = 1.0
+#: The shortest interval between attempts: a probe must never spin the CPU.
+MIN_INTERVAL = 0.01
+#: What the loop allows an attempt beyond its own timeout before it kills it
+#: (a name lookup is not bound by the socket's timeout).
+GRACE_FOR_ATTEMPT = 0.5
 
 
 class Probe(NamedTuple):
@@ -44,104 +64,175 @@ class Probe(NamedTuple):
     def __str__(self) -> str:
         return f"{self.kind}={self.target}"
 
-    def attempt(self, timeout: float = 1.0) -> bool:
-        """One try: True if the program answers."""
+    def attempt(self, timeout: float = ATTEMPT_TIMEOUT) -> tuple[bool, str]:
+        """One try, in this process: (ready, what it saw)."""
         if self.kind == "file":
-            return os.path.exists(self.target)
+            return (True, "the file exists") if os.path.exists(self.target) else (False, "no such file")
         if self.kind == "tcp":
             host, _, port = self.target.rpartition(":")
             try:
-                with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-                    return True
-            except (OSError, ValueError):  # ValueError: a name the resolver refuses
-                return False
-        return http_ok(self.target, timeout)
+                with connect(host.strip("[]"), int(port), timeout):
+                    return True, "connected"
+            except OSError as e:
+                return False, describe_error(e)
+            except ValueError:  # UnicodeError: a name the resolver refuses to even look up
+                return False, "not a host name the resolver takes"
+        return http_check(self.target, timeout)
 
 
-class Background:
-    """Attempts that run beside a loop, each in a daemon thread; results come back through a pipe.
+def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection that another process accepted.
 
-    An attempt blocks for up to its timeout (a host that drops packets, an
-    endpoint that accepts and answers slowly while the app warms up), and
-    the loop that waits for signals, reaps and moves output must not. The
-    loop polls ``fd`` and, when it is readable, takes ``results()``.
-
-    A thread runs ``Probe.attempt`` and nothing else: it never waits for a
-    process, never writes to stdout or stderr, and never touches the
-    caller's state; it inherits gsup's blocked signal mask, so every signal
-    still arrives through the signalfd. An error it did not expect is handed
-    to the loop, which raises it as if the attempt had run inline. Nobody
-    joins a thread: one still connecting when gsup ends dies with its
-    process (``os._exit``).
+    On a free port of the ephemeral range a connect can reach its own socket
+    (TCP's simultaneous open): the local and the peer address are then the
+    same, and nothing listens. That is refused, not counted as ready.
     """
-
-    def __init__(self) -> None:
-        # Close-on-exec (PEP 446): no program inherits either end.
-        self.fd, self._wake = os.pipe()
-        os.set_blocking(self.fd, False)
-        os.set_blocking(self._wake, False)  # a full pipe holds a wake-up already
-        # deque: appends and pops are atomic. The lock only keeps a late
-        # attempt from writing into a descriptor number close() gave back
-        # (the child a fork makes never takes it).
-        self._done: deque[tuple[int, Union[bool, BaseException]]] = deque()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def start(self, token: int, probe: Probe, timeout: float) -> None:
-        """Begin one attempt of *probe*; its result comes back with *token*."""
-        thread = threading.Thread(
-            target=self._attempt, args=(token, probe, timeout), name=f"probe-{token}", daemon=True
-        )
-        thread.start()
-
-    def _attempt(self, token: int, probe: Probe, timeout: float) -> None:
-        result: Union[bool, BaseException]
-        try:
-            result = probe.attempt(timeout)
-        except BaseException as e:  # not printed here (the thread owns no stream): the loop raises it
-            result = e
-        with self._lock:
-            if self._closed:
-                return  # the supervision is over: nobody waits for this result
-            self._done.append((token, result))  # before the wake-up, so the loop finds it
-            try:
-                os.write(self._wake, b"\0")
-            except BlockingIOError:
-                pass
-
-    def results(self) -> list[tuple[int, bool]]:
-        """The attempts finished since the last call, as (token, ready)."""
-        try:
-            while os.read(self.fd, 4096):
-                pass
-        except BlockingIOError:
-            pass  # drained
-        out: list[tuple[int, bool]] = []
-        while self._done:
-            token, result = self._done.popleft()
-            if isinstance(result, BaseException):
-                raise result
-            out.append((token, result))
-        return out
-
-    def close(self) -> None:
-        """Take no more results and free the pipe; attempts still running end unheard."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self.fd)
-                os.close(self._wake)
-
-
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    """A GET of *url* answered with a 2xx or 3xx status."""
-    import urllib.error
-    import urllib.request
-
+    sock = socket.create_connection((host, port), timeout=timeout)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= int(response.status) < 400
-    except urllib.error.HTTPError as e:
-        return 200 <= e.code < 400
-    except (OSError, ValueError):
-        return False
+        refuse_self_connection(sock)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def refuse_self_connection(sock: socket.socket) -> None:
+    """Raise ConnectionRefusedError if *sock* is connected to itself."""
+    if sock.getsockname() == sock.getpeername():
+        raise ConnectionRefusedError(0, "connected to itself: nothing listens")
+
+
+def describe_error(e: OSError) -> str:
+    if isinstance(e, socket.timeout):
+        return "timed out"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve the host ({e.strerror})"
+    if isinstance(e, ConnectionRefusedError):
+        return e.strerror if e.errno == 0 and e.strerror else "connection refused"
+    return e.strerror or type(e).__name__
+
+
+def http_check(url: str, timeout: float = ATTEMPT_TIMEOUT) -> tuple[bool, str]:
+    """GET *url* directly (never through ``http_proxy``: the probe is about this
+    container); ready on a 2xx or 3xx status."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    try:
+        port = parts.port or (443 if tls else 80)
+    except ValueError:
+        return False, "bad port in the URL"
+    host = parts.hostname or ""
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        sock = connect(host, port, timeout)
+        with sock:
+            if tls:
+                import ssl
+
+                # Readiness, not trust: a local service's self-signed certificate is fine.
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(sock, server_hostname=host)
+            netloc = parts.netloc.rpartition("@")[2]
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\nUser-Agent: gsup\r\nConnection: close\r\n\r\n"
+            )
+            sock.sendall(request.encode("latin-1", errors="replace"))
+            head = b""
+            while b"\r\n" not in head and len(head) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError as e:
+        return False, describe_error(e)
+    except ValueError:  # UnicodeError: a name the resolver refuses to even look up
+        return False, "not a host name the resolver takes"
+    words = head.split(b"\r\n", 1)[0].split()
+    if len(words) < 2 or not words[0].startswith(b"HTTP/") or not words[1].isdigit():
+        return False, "no HTTP answer" if not head else "not an HTTP answer"
+    code = int(words[1])
+    return 200 <= code < 400, f"HTTP {code}"
+
+
+# -- an attempt beside the loop --------------------------------------------------------
+
+
+class Attempt(NamedTuple):
+    """One attempt under way: a child process of gsup's, and where its report comes from."""
+
+    pid: int
+    #: The read end of the pipe it writes what it saw into; -1 for a command
+    #: (its exit status says it).
+    fd: int
+    #: When the loop kills it if it has not exited (monotonic seconds).
+    deadline: float
+
+
+def attempt_timeout(ready: ReadySpec) -> float:
+    return min(ATTEMPT_TIMEOUT, max(0.05, ready.interval))
+
+
+def start_attempt(ready: ReadySpec, env: Mapping[bytes, bytes], now: float) -> Attempt:
+    """Begin one attempt of *ready* in a child process, in a process group of its own.
+
+    Raises ``GsupError`` when a command probe cannot be started (its child
+    then has exited already and must still be collected: ``error.pid``).
+    """
+    timeout = attempt_timeout(ready)
+    deadline = now + timeout + GRACE_FOR_ATTEMPT
+    if ready.kind == "command":
+        from gsup import spawn
+        from gsup.model import ProgramSpec
+
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = spawn.spawn(
+                ProgramSpec(argv=ready.argv, name="ready"),
+                own_group=True,
+                env=env,
+                stdio=(devnull, devnull, 2),
+            )
+        finally:
+            os.close(devnull)
+        return Attempt(pid, -1, deadline)
+    probe = Probe(ready.kind, ready.target)
+    read_end, write_end = os.pipe()  # close-on-exec, not that anything execs
+    pid = os.fork()
+    if pid == 0:  # the attempt: no exec, so nothing of gsup's may run here but this
+        code = 1
+        try:
+            os.close(read_end)
+            os.setpgid(0, 0)  # its own group: the loop kills it whole, never a program's
+            ok, saw = probe.attempt(timeout)
+            code = 0 if ok else 1
+            os.write(write_end, saw.encode(errors="replace")[:512])
+        except BaseException:
+            code = 2
+        finally:
+            os._exit(code)  # no atexit handlers, no flush of gsup's buffers
+    os.close(write_end)
+    os.set_blocking(read_end, False)
+    return Attempt(pid, read_end, deadline)
+
+
+def finish_attempt(attempt: Attempt, code: Optional[int], describe: str) -> tuple[bool, str]:
+    """The result of an attempt that was reaped with exit status *code* (None:
+    killed at its deadline); *describe*: how its status reads. Closes its pipe."""
+    saw = ""
+    if attempt.fd >= 0:
+        try:
+            saw = os.read(attempt.fd, 512).decode(errors="replace")
+        except OSError:
+            pass
+        os.close(attempt.fd)
+    if code is None:
+        return False, "timed out"
+    if attempt.fd < 0:  # a command probe
+        return code == 0, describe
+    if code == 2:  # a bug in the attempt, not an answer: gsup fails, as if it had run inline
+        raise RuntimeError(f"a readiness attempt failed unexpectedly ({describe})")
+    return code == 0, saw or describe

@@ -18,11 +18,19 @@ Why a blocked mask and a signalfd (catatonit's model, with a descriptor):
   before it is queued; a *blocked* signal never is (kernel/signal.c,
   sig_ignored), so blocking is also what makes SIGTERM reach PID 1 at all.
 
+* The ``gsup`` entry point blocks them all before it imports anything
+  heavy (``gsup.entry``), so a signal that comes while the command line is
+  parsed waits, pending, for the loop; the mask and what is pending survive
+  the lean process's execve.
+
 Faults (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT) stay unblocked: they mean gsup
 itself crashed. KILL and STOP cannot be blocked. The child must not inherit
 the mask: ``spawn`` clears it between fork and exec.
 
-Imports: the standard library and ``gsup.linux``.
+The one test hook of gsup lives here too (``open_inbox``).
+
+Imports: the standard library; ``gsup.linux`` (ctypes) only for the inbox,
+so that blocking costs no more than ``import signal``.
 """
 
 from __future__ import annotations
@@ -31,8 +39,6 @@ import os
 import signal
 import struct
 from typing import NamedTuple
-
-from gsup import linux
 
 _FAULTS = {
     signal.SIGSEGV,
@@ -48,9 +54,6 @@ _FAULTS = {
 CATCHABLE: frozenset[int] = frozenset(
     int(s) for s in signal.valid_signals() if s not in _FAULTS | {signal.SIGKILL, signal.SIGSTOP}
 )
-
-#: The signals that ask gsup to stop.
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 SI_USER = 0
 SI_KERNEL = 0x80
@@ -74,15 +77,20 @@ class Received(NamedTuple):
         return self.code == SI_KERNEL
 
 
-def block_signals() -> None:
-    """Block every catchable signal: from now on they wait for the inbox."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+def block_signals() -> set[int]:
+    """Block every catchable signal: from now on they wait for the inbox.
+
+    Returns the mask as it was before.
+    """
+    return signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
 
 
 class SignalInbox:
     """Blocks every catchable signal and hands them out in order of arrival."""
 
     def __init__(self) -> None:
+        from gsup import linux
+
         self._previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
         try:
             self.fd = linux.signalfd(CATCHABLE)
@@ -126,6 +134,29 @@ class SignalInbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _FaultyInbox(SignalInbox):
+    """TEST HOOK: an inbox that raises when a signal other than SIGCHLD arrives."""
+
+    def read(self) -> list[Received]:
+        got = super().read()
+        if any(rec.signo != signal.SIGCHLD for rec in got):
+            raise RuntimeError("fault injected by GSUP_TEST_FAULT=signal")
+        return got
+
+
+def open_inbox() -> SignalInbox:
+    """The signal inbox of one supervision.
+
+    TEST HOOK, the only one in gsup: with ``GSUP_TEST_FAULT=signal`` the loop
+    gets an inbox that raises at the first signal, so the tests can check the
+    internal-failure path (kill everything, reap, exit 125) with real
+    processes and no mocks. It is looked at once, here, never in the loop.
+    """
+    if os.environ.get("GSUP_TEST_FAULT") == "signal":
+        return _FaultyInbox()
+    return SignalInbox()
 
 
 def reset_for_child() -> None:

@@ -36,11 +36,12 @@ class Credentials(NamedTuple):
     name: str
 
 
-def resolve_user(spec: str) -> Optional[Credentials]:
+def resolve_user(spec: str, *, where: str = "--user") -> Optional[Credentials]:
     """Resolve ``USER[:GROUP]`` (names or numeric ids) to credentials.
 
     None when nothing is to change: gsup already runs as that user and group
     (an image with ``GSUP_USER=app`` run as app, e.g. Kubernetes runAsUser).
+    *where* names the setting in messages (``--user``, a program's key).
     """
     import grp
     import pwd
@@ -51,17 +52,17 @@ def resolve_user(spec: str) -> Optional[Credentials]:
         uid, gid, name = pw.pw_uid, pw.pw_gid, pw.pw_name
     except KeyError:
         if not user.isdigit():
-            raise UsageError(f"--user: no such user {user!r}") from None
+            raise UsageError(f"{where}: no such user {user!r}") from None
         uid, gid, name = int(user), int(user), user
     if group:
         try:
             gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
         except KeyError:
-            raise UsageError(f"--user: no such group {group!r}") from None
+            raise UsageError(f"{where}: no such group {group!r}") from None
     groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
     if os.geteuid() != 0:
         if (uid, gid) != (os.geteuid(), os.getegid()):
-            raise UsageError(f"--user {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
+            raise UsageError(f"{where} {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
         return None  # already that user: nothing to switch, and no right to setgroups
     return Credentials(uid, gid, groups, name)
 

@@ -1,15 +1,24 @@
 """The exit-status rules of SPEC §6, in one place.
 
-Owns: which number gsup exits with for a given ending. Pure: imports the
-standard library and ``gsup.model`` only.
+Owns: which number gsup exits with for a given ending, and so where 137 and
+the many-programs rule come from. Pure: imports the standard library and
+``gsup.model`` only.
 
     what happened                                         exit status
-    child exited with N                                   N
-    child killed by signal S (not gsup's SIGKILL)         128+S
-    gsup was asked to stop, status in --success-code      0
-    gsup was asked to stop, --success-on-stop, and the
-      child ended by that very signal (killed, or 128+S)  0
-    grace ran out (or 2nd Ctrl+C), gsup sent SIGKILL      137
+    one program's ending (``exit_status``):
+      it exited with N                                    N
+      it was killed by signal S (not gsup's SIGKILL)      128+S
+      gsup stopped it, status in its success codes        0
+      gsup stopped it, --success-on-stop, and it ended
+        by that very signal (killed, or 128+S)            0
+      grace ran out (or 2nd Ctrl+C), gsup sent SIGKILL    137
+    gsup's status (``plan_status``):
+      a program failed on its own (exited non-zero
+        before any stop, could not start: 126/127, not
+        ready in time: 1, gave up restarting)             that status (the first)
+      else a single command                               its status, as above
+      else many programs: any force-killed                137
+      else                                                0
     command not found / not executable                    127 / 126  (errors.py)
     invalid options or config                             2          (errors.py)
     gsup failed internally                                125        (errors.py)
@@ -18,10 +27,13 @@ standard library and ``gsup.model`` only.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Optional
 
 from gsup.model import ChildStatus
 
 EXIT_FORCE_KILLED = 128 + 9
+#: A program that did not become ready in time, or exited before it was.
+EXIT_NOT_READY = 1
 
 
 def exit_status(
@@ -33,10 +45,11 @@ def exit_status(
     success_codes: Collection[int] = (),
     success_on_stop: bool = False,
 ) -> int:
-    """The exit status for a child that ended with *status*.
+    """The status one program's ending stands for.
 
-    *stop_signals*: the signal gsup received and the one it sent (they differ
-    with --stop-signal or --rewrite); either counts as "that very signal".
+    *stop_requested*: gsup was stopping when it ended. *stop_signals*: the
+    signal gsup received and the one it sent (they differ with
+    --stop-signal or --rewrite); either counts as "that very signal".
     """
     if force_killed:
         return EXIT_FORCE_KILLED
@@ -47,3 +60,18 @@ def exit_status(
         if success_on_stop and code - 128 in stop_signals:
             return 0
     return code
+
+
+def plan_status(*, failed: Optional[int], single: Optional[int], force_killed: bool) -> int:
+    """gsup's own exit status.
+
+    *failed*: the status of the first program that failed on its own, if
+    one did. *single*: a single command's status (``exit_status``), which is
+    gsup's; None for many programs, where a program that gsup stopped never
+    fails the whole (*force_killed*: gsup's SIGKILL ended one of them).
+    """
+    if failed is not None:
+        return failed
+    if single is not None:
+        return single
+    return EXIT_FORCE_KILLED if force_killed else 0

@@ -1,18 +1,24 @@
 """The loop: turns syscalls into lifecycle events and actions into syscalls.
 
-Owns: the one blocking wait (``poll`` on the signal inbox with the next
-deadline as the timeout, ``None`` when there is none, so an idle gsup never
-wakes up), who gets a forwarded signal, and who sends SIGKILL: ``kill_all``
-is the only place gsup kills. Policy lives in ``lifecycle``; statuses come
-from ``reaper``; exit codes from ``status``.
+Owns: the one blocking wait, for one program or many. ``poll`` waits on the
+signal inbox, the programs' output pipes and gsup's own stdout and stderr
+when they are full, with the next deadline as the timeout (``None`` when
+there is none, so an idle gsup never wakes up). It starts programs and
+readiness attempts, routes every reaped status (a program's, an attempt's,
+an orphan's), sends what the machine asks to whom, and counts what the
+report says. Policy lives in ``lifecycle``; statuses come from ``reaper``;
+signals and SIGKILL go out through ``procs``; exit codes from ``status``.
 
-Two error regimes: before the child runs, typed errors (``gsup.errors``)
-propagate with their exit codes. Once it runs, anything unexpected unwinds
-through ``_cleanup_after_failure``, which SIGKILLs every process gsup
-started and reaps them before the error reaches the CLI (exit 125).
+The loop carries out a batch of actions in two passes: first every signal,
+kill and start, then the log lines about them, so a forwarded signal never
+waits for gsup's own writing.
 
-Imports: the standard library, and gsup's core modules; psutil only where
-the kernel cannot list a process's children.
+Two error regimes: before a program runs, typed errors (``gsup.errors``)
+propagate with their exit codes. Once one runs, anything unexpected unwinds
+through ``run``'s handler, which SIGKILLs every process gsup started and
+reaps them before the error reaches the CLI (exit 125).
+
+Imports: the standard library and gsup's core modules.
 """
 
 from __future__ import annotations
@@ -21,35 +27,41 @@ import math
 import os
 import select
 import signal
+import sys
 import time
-from typing import Callable, NamedTuple, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Callable, NamedTuple, Optional
 
-from gsup import reaper, spawn, status
+from gsup import procs, readiness, reaper, spawn
 from gsup.errors import GsupError
-from gsup.lifecycle import Action, KillAll, Lifecycle, Note, Phase, Send, SuspendSelf, Target
-from gsup.model import ChildStatus, ForwardTo, Outcome, Plan, Sink, StopCause
-from gsup.signals import SignalInbox, block_signals
+from gsup.lifecycle import (
+    Action,
+    Kill,
+    KillLeftovers,
+    Lifecycle,
+    Note,
+    Phase,
+    Probe,
+    Send,
+    SendLeftovers,
+    Start,
+    SuspendSelf,
+)
+from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, Sink, StopCause
+from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, QueuedText, Writer
+from gsup.signals import SignalInbox, block_signals, open_inbox
 
 Clock = Callable[[], float]
-
-#: A test-only fault: with GSUP_TEST_FAULT=signal the loop raises when a signal
-#: (other than SIGCHLD) arrives, so tests can check the internal-failure path
-#: (kill everything, reap, exit 125) with real processes and no mocks.
-FAULT_ON_SIGNAL = os.environ.get("GSUP_TEST_FAULT") == "signal"
-
-
-def injected_fault() -> None:
-    if FAULT_ON_SIGNAL:
-        raise RuntimeError("fault injected by GSUP_TEST_FAULT=signal")
 
 
 def foreground_terminal() -> bool:
     """gsup runs in the foreground of the terminal on its stdin.
 
-    Then the child stays in gsup's process group, the terminal's foreground
-    job: it can read the terminal, and a key typed there (Ctrl+C, Ctrl+\\,
-    Ctrl+Z) reaches it once, from the kernel, while gsup sees the same signal
-    and runs the stop sequence. Anywhere else the child gets a group of its own.
+    Then a single command stays in gsup's process group, the terminal's
+    foreground job: it can read the terminal, and a key typed there (Ctrl+C,
+    Ctrl+\\, Ctrl+Z) reaches it once, from the kernel, while gsup sees the
+    same signal and runs the stop sequence. Anywhere else, and for many
+    programs always, each program gets a group of its own.
     """
     try:
         return os.tcgetpgrp(0) == os.getpgrp()
@@ -57,22 +69,21 @@ def foreground_terminal() -> bool:
         return False
 
 
-class _Tally:
-    """What the loop counts for the report."""
+class Started(NamedTuple):
+    """A program started before the loop (the single command, maybe across exec)."""
 
-    def __init__(self) -> None:
-        self.orphans_reaped = 0
-        self.leftovers_signalled = 0
-        self.leftovers_killed = 0
-        self.leftovers_surviving = 0
-
-
-class Spawned(NamedTuple):
-    """A started child, handed from the start to the loop (maybe across exec)."""
-
+    name: str
     pid: int
+    at: float
+
+
+class Prepared(NamedTuple):
+    """What ``prepare`` did, handed to the loop (maybe across exec)."""
+
+    #: The identity each program runs as, by name (absent: gsup's own).
+    credentials: Mapping[str, spawn.Credentials]
     terminal: bool
-    started: float
+    started: Optional[Started]
 
 
 def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
@@ -84,66 +95,59 @@ def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
     """
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
-        if plan.programs:
-            return supervise_many(plan, sink, clock)
-        return supervise_spawned(plan, sink, start(plan, clock), clock)
+        return run(plan, sink, prepare(plan, clock), clock)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def start(plan: Plan, clock: Clock = time.monotonic) -> Spawned:
-    """Start the one program of *plan*, with every catchable signal blocked.
+def prepare(plan: Plan, clock: Clock = time.monotonic) -> Prepared:
+    """Everything before the loop: users resolved, every catchable signal
+    blocked, a subreaper; and a single command started at once.
 
     The mask stays: a signal that arrives from now on waits, pending, for the
     loop (in this process, or in the lean one it execs into: a blocked mask
     and pending signals survive execve).
     """
-    spec = plan.program
-    credentials = spawn.resolve_user(spec.user) if spec.user else None
-    env = spawn.inherited_environment()
-    env.update(spec.env or {})
+    credentials = {}
+    for p in plan.programs:
+        if p.user is not None:
+            resolved = spawn.resolve_user(
+                p.user, where="--user" if plan.single else f"[programs.{p.name}] user"
+            )
+            if resolved is not None:
+                credentials[p.name] = resolved
     block_signals()
     reaper.become_subreaper()
     terminal = foreground_terminal()
-    started = clock()
+    if not plan.single:
+        return Prepared(credentials, terminal, None)
+    spec = plan.program
+    env = spawn.inherited_environment()
+    env.update(spec.env or {})
+    at = clock()
     try:
         pid = spawn.spawn(
             spec,
             own_group=not terminal,
             env=env,
-            credentials=credentials,
+            credentials=credentials.get(spec.name),
             parent_death_signal=plan.parent_death_signal,
         )
     except GsupError as e:
         if e.pid is not None:
             reaper.collect(e.pid)  # the failed child exits right after reporting
         raise
-    return Spawned(pid, terminal, started)
+    return Prepared(credentials, terminal, Started(spec.name, pid, at))
 
 
-def supervise_spawned(plan: Plan, sink: Sink, spawned: Spawned, clock: Clock = time.monotonic) -> Outcome:
-    """Supervise the child ``start`` started, to the end."""
-    with SignalInbox() as inbox:
-        run = _Run(plan, sink, clock, inbox, spawned.pid, terminal=spawned.terminal, started=spawned.started)
+def run(plan: Plan, sink: Sink, prepared: Prepared, clock: Clock = time.monotonic) -> Outcome:
+    """Supervise *plan* from what ``prepare`` did, to the end."""
+    with open_inbox() as inbox:
+        loop = Loop(plan, sink, clock, inbox, prepared)
         try:
-            return run.loop()
+            return loop.run()
         except BaseException:
-            run.kill_all()
-            reap_remaining(inbox, plan.kill_wait)
-            raise
-
-
-def supervise_many(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
-    """Supervise the programs of a TOML plan, to the end."""
-    from gsup.many import ManyRun
-
-    with SignalInbox() as inbox:
-        reaper.become_subreaper()
-        run = ManyRun(plan, sink, clock, inbox)
-        try:
-            return run.loop()
-        except BaseException:
-            run.kill_everything()
+            loop.kill_everything()
             reap_remaining(inbox, plan.kill_wait)
             raise
 
@@ -151,108 +155,416 @@ def supervise_many(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Out
 def reap_remaining(inbox: SignalInbox, seconds: float) -> None:
     """After SIGKILL: reap until no child is left, or *seconds* have passed."""
     deadline = time.monotonic() + seconds
+    poller = select.poll()
+    poller.register(inbox.fd, select.POLLIN)
     while time.monotonic() < deadline:
         _, remain = reaper.reap()
         if not remain:
             return
-        select.select([inbox.fd], [], [], min(0.05, max(0.0, deadline - time.monotonic())))
+        poller.poll(math.ceil(min(0.05, max(0.0, deadline - time.monotonic())) * 1000))
         inbox.read()
 
 
-class _Run:
-    """The state of one supervision that the pure lifecycle does not own."""
+class _Pipe(NamedTuple):
+    """One output pipe of a program, read by the loop."""
 
-    def __init__(
-        self,
-        plan: Plan,
-        sink: Sink,
-        clock: Clock,
-        inbox: SignalInbox,
-        pid: int,
-        *,
-        terminal: bool,
-        started: float,
-    ) -> None:
+    name: str
+    writer: Writer
+    lines: LineBuffer
+    prefix: Prefixer
+
+
+class _Attempt(NamedTuple):
+    name: str
+    number: int
+    attempt: readiness.Attempt
+
+
+class Loop:
+    """One supervision: the state the pure machine does not own (pids, pipes, tallies)."""
+
+    def __init__(self, plan: Plan, sink: Sink, clock: Clock, inbox: SignalInbox, prepared: Prepared) -> None:
         self.plan, self.sink, self.clock, self.inbox = plan, sink, clock, inbox
-        self.pid = pid
-        self.pgid = os.getpgrp() if terminal else pid
-        self.terminal = terminal
-        self.started = started
-        self.machine = Lifecycle(plan, started, terminal=terminal, pid1=os.getpid() == 1)
-        self.child_alive = True
-        self.tally = _Tally()
-        self.killed: set[int] = set()  # every pid gsup SIGKILLed, but the child
+        self.credentials = prepared.credentials
+        self.prestarted = prepared.started
+        self.started = prepared.started.at if prepared.started else clock()
+        self.machine = Lifecycle(plan, self.started, terminal=prepared.terminal, pid1=os.getpid() == 1)
+        self.env = spawn.inherited_environment()
+        self.names: dict[int, str] = {}  # pid of a running program -> its name
+        self.ran_as: dict[int, str] = {}  # pid any program ran as -> its name
+        self.groups: dict[int, int] = {}  # pid any program ran as -> its process group
+        self.attempts: dict[int, _Attempt] = {}  # pid of a readiness attempt -> what it is
+        self.expired: set[int] = set()  # attempts killed at their deadline
+        self.poller = select.poll()
+        self.poller.register(inbox.fd, select.POLLIN)
+        self.notes: list[Note] = []
+        self.deferring = False
+        # Output: pipes only for programs with a prefix; gsup's own messages
+        # then queue behind the programs' stderr lines.
+        self.copies = any(p.prefix is not None for p in plan.programs)
+        self.writers: dict[int, Writer] = {}
+        if self.copies:
+            self.writers = {1: Writer(1), 2: Writer(2)}
+            sink.use_stream(QueuedText(self.writers[2]))
+        self.width = max(len(p.prefix or "") for p in plan.programs)
+        self.pipes: dict[int, _Pipe] = {}
+        self.reading = True
+        # What the report counts.
+        self.orphans_reaped = 0
+        self.signalled: dict[Optional[str], int] = {}  # leftovers signalled, by program (None: the job)
+        self.killed: set[int] = set()  # every pid gsup SIGKILLed that was no program
+        self.killed_of: dict[str, int] = {}
+        self.surviving = 0
         self.redraw_at: Optional[float] = None
-        self.countdown_on = True
-        sink.event(
-            "started",
-            f"started pid {pid}: {plan.program.display}",
-            pid=pid,
-            command=plan.program.display,
-            grace=plan.grace,
-            terminal=terminal,
-        )
+        self.countdown_on = not self.copies  # a live line would land among the programs' lines
 
     # -- the loop ------------------------------------------------------------
 
-    def loop(self) -> Outcome:
-        poller = select.poll()
-        poller.register(self.inbox.fd, select.POLLIN)
-        self._wake()  # the child may have died before the first wait
+    def run(self) -> Outcome:
+        self._act(self.machine.begin(self.clock()))
+        self._wake()  # the single command may have died before the first wait
         while not self.machine.done:
-            poller.poll(self._timeout_ms())
+            self._set_interest()
+            for fd, _ in self.poller.poll(self._timeout_ms()):
+                if fd in self.pipes:
+                    self._read(fd)
+                elif fd in self.writers:
+                    self.writers[fd].write_some()
             self._wake()
-        return self._outcome()
+        return self._finish()
 
     def _timeout_ms(self) -> Optional[int]:
         due = [d for d in (self.machine.next_deadline(), self.redraw_at) if d is not None]
+        due += [a.attempt.deadline for pid, a in self.attempts.items() if pid not in self.expired]
         if not due:
-            return None  # idle: block until a signal arrives, however long
+            return None  # idle: block until something happens, however long
         # Round up: waking a millisecond early would only mean a second wake-up.
         return max(0, math.ceil((min(due) - self.clock()) * 1000))
 
     def _wake(self) -> None:
         now = self.clock()
+        shared = self.machine.shares_group
+        self.deferring = True  # every signal of the batch goes out before a word about any
         for rec in self.inbox.read():
-            if rec.signo == signal.SIGCHLD:
-                continue  # statuses are collected below, on every wake-up
-            injected_fault()
-            self._act(
-                self.machine.on_signal(
-                    rec.signo, now, delivered=self.terminal and rec.from_kernel, sender=rec.sender
-                )
-            )
-        exited, remain = reaper.reap()
-        now = self.clock()
-        for pid, wait_status in exited:
-            if pid == self.pid:
-                self.child_alive = False
+            if rec.signo != signal.SIGCHLD:  # exits are collected below, on every wake-up
                 self._act(
-                    self.machine.on_child_exit(ChildStatus.from_wait(wait_status), now, others_remain=remain)
+                    self.machine.on_signal(
+                        rec.signo, now, delivered=shared and rec.from_kernel, sender=rec.sender
+                    )
                 )
+        self.deferring = False
+        self._flush_notes()
+        self._reap()
+        self._expire_attempts()
+        self._act(self.machine.on_deadline(self.clock()))
+        self._cancel_stale_attempts()
+        self._flush_notes()
+        self._countdown()
+
+    def _reap(self) -> None:
+        exited, remain = reaper.reap()
+        if not exited and remain:
+            return
+        now = self.clock()
+        left: Optional[bool] = None  # whether a process of the job is left: asked once, when needed
+        for pid, wait_status in exited:
+            status = ChildStatus.from_wait(wait_status)
+            if pid in self.names:
+                name = self.names.pop(pid)
+                if left is None:
+                    left = self._anything_left(remain)
+                group = self.groups[pid]
+                group_left = group == pid and procs.group_alive(group)
+                self._act(self.machine.on_exit(name, status, now, group_left=group_left, anything_left=left))
+            elif pid in self.attempts:
+                a = self.attempts.pop(pid)
+                code = None if pid in self.expired else status.code
+                self.expired.discard(pid)
+                ok, saw = readiness.finish_attempt(a.attempt, code, status.describe())
+                self._act(self.machine.on_probe(a.name, ok, now, attempt=a.number, detail=saw))
             else:
-                self.tally.orphans_reaped += 1
-                self.sink.event(
-                    "orphan_reaped",
-                    f"reaped pid {pid}: {ChildStatus.from_wait(wait_status).describe()}",
-                    pid=pid,
-                )
-        if remain and self.machine.phase is Phase.KILLING:
+                self.orphans_reaped += 1
+                self._note(Note("orphan_reaped", f"reaped pid {pid}: {status.describe()}", {"pid": pid}))
+        if remain and self.machine.killing:
             # Something forked past the kill (a fork loop in a session of its
             # own): kill again at each exit until nothing is left.
-            self.kill_all()
-        if not remain and not self.child_alive:
+            self.kill_everything()
+        for of in list(self.machine.lingering):
+            if not procs.group_alive(self.groups[of]):
+                self._act(self.machine.on_group_gone(of, now))
+        if not remain:
             self._act(self.machine.on_all_gone(now))
-        self._act(self.machine.on_deadline(self.clock()))
-        self._countdown()
+
+    def _anything_left(self, remain: bool) -> bool:
+        """A process of the job (no readiness attempt) is still alive."""
+        if not remain:
+            return False
+        if not self.attempts:
+            return True
+        return any(
+            pid not in self.attempts and procs.group_of(pid) not in self.attempts
+            for pid in procs.descendants()
+        )
+
+    # -- actions -------------------------------------------------------------
+
+    def _act(self, actions: Sequence[Action]) -> None:
+        """Carry out *actions*: first the signals and kills, in their order, then the rest.
+
+        So a signal never waits for a log line about it. While ``deferring``
+        (a batch of signals being read), the notes wait for ``_flush_notes``.
+        """
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action)
+            elif isinstance(action, SendLeftovers):
+                self._send_leftovers(action)
+            elif isinstance(action, Kill):
+                self._kill(action.name)
+            elif isinstance(action, KillLeftovers):
+                self._kill_leftovers(action.of)
+        for action in actions:
+            if isinstance(action, Note):
+                self._note(action)
+            elif isinstance(action, Start):
+                self._start(action.name)
+            elif isinstance(action, Probe):
+                self._probe(action.name, action.attempt)
+            elif isinstance(action, SuspendSelf):
+                self._flush_notes()
+                procs.send(os.getpid(), signal.SIGSTOP)
+
+    def _note(self, note: Note) -> None:
+        self.notes.append(note)
+        if not self.deferring:
+            self._flush_notes()
+
+    def _flush_notes(self) -> None:
+        notes, self.notes = self.notes, []
+        for note in notes:
+            self.sink.event(note.kind, note.message, **note.fields)
+
+    def _send(self, action: Send) -> None:
+        pid = self.machine.programs[action.name].pid
+        if pid is None or pid not in self.names:
+            return  # gone meanwhile
+        if action.group:
+            group = self.groups[pid]
+            procs.send_group(group, action.sig)
+            if action.cont and any(
+                procs.stopped(p) for p in [pid, *procs.descendants(pid)] if procs.group_of(p) == group
+            ):
+                procs.send_group(group, signal.SIGCONT)
+        else:
+            procs.send(pid, action.sig)
+            if action.cont and procs.stopped(pid):
+                procs.send(pid, signal.SIGCONT)
+
+    def _send_leftovers(self, action: SendLeftovers) -> None:
+        if action.of is not None:
+            group = self.groups[action.of]
+            targets = [pid for pid in self._job_processes() if procs.group_of(pid) == group]
+            who: Optional[str] = self.ran_as.get(action.of)
+        else:
+            skip = {self.groups[of] for of in action.skip if of in self.groups}
+            targets = [pid for pid in self._job_processes() if procs.group_of(pid) not in skip]
+            who = None
+        sent = 0
+        for pid in targets:
+            if procs.send(pid, action.sig):
+                sent += 1
+                if action.sig != signal.SIGCONT and procs.stopped(pid):
+                    procs.send(pid, signal.SIGCONT)  # a stopped one must be able to handle it
+        self.signalled[who] = self.signalled.get(who, 0) + sent
+
+    def _job_processes(self) -> list[int]:
+        """gsup's descendants but its readiness attempts."""
+        return [
+            pid
+            for pid in procs.descendants()
+            if pid not in self.attempts and (not self.attempts or procs.group_of(pid) not in self.attempts)
+        ]
+
+    def _kill(self, name: Optional[str]) -> None:
+        if name is None:
+            self.kill_everything()
+            return
+        p = self.machine.programs[name]
+        if p.pid is None or p.pid not in self.names:
+            return
+        group = self.groups[p.pid]
+        own = group == p.pid
+        fresh = procs.kill(groups=[group] if own else [], pids=[p.pid], below=[p.pid])
+        self._count_killed(fresh, name)
+
+    def _kill_leftovers(self, of: int) -> None:
+        group = self.groups[of]
+        members = [pid for pid in self._job_processes() if procs.group_of(pid) == group]
+        fresh = procs.kill(groups=[group], pids=members)
+        self._count_killed(fresh, self.ran_as.get(of))
+
+    def kill_everything(self) -> None:
+        """SIGKILL every process gsup started, however detached (grace ran out, or gsup failed)."""
+        groups = {self.groups[pid] for pid in self.names if self.groups[pid] == pid}
+        groups |= {self.groups[of] for of in self.machine.lingering}
+        groups |= set(self.attempts)
+        pids = [pid for pid in self.names if self.groups[pid] != pid]  # sharing gsup's group
+        fresh = procs.kill(groups=groups, pids=pids, below=[0])
+        self._count_killed(fresh, None)
+
+    def _count_killed(self, fresh: set[int], name: Optional[str]) -> None:
+        fresh = fresh - set(self.groups) - set(self.attempts) - self.killed
+        if not fresh:
+            return
+        self.killed |= fresh
+        if name is not None:
+            self.killed_of[name] = self.killed_of.get(name, 0) + len(fresh)
+        self._note(
+            Note("leftovers_killed", f"killed {len(fresh)} leftover process(es)", {"count": len(fresh)})
+        )
+
+    def _start(self, name: str) -> None:
+        spec = self.machine.programs[name].spec
+        if self.prestarted is not None and self.prestarted.name == name:
+            pid, at, self.prestarted = self.prestarted.pid, self.prestarted.at, None
+            self._running(name, pid, os.getpgrp() if self.machine.shares_group else pid)
+            self._act(self.machine.on_started(name, pid, at))
+            return
+        env = dict(self.env)
+        env.update(spec.env or {})
+        ends: list[int] = []
+        stdio = None
+        if spec.prefix is not None:
+            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            index = list(self.machine.programs).index(name)
+            fds = [devnull]
+            ends.append(devnull)
+            for target in (1, 2):
+                r, w = os.pipe()
+                os.set_blocking(r, False)
+                colour = os.isatty(target)
+                prefix = Prefixer(spec.prefix, self.width, index, colour=colour, timestamps=spec.timestamps)
+                self.pipes[r] = _Pipe(name, self.writers[target], LineBuffer(), prefix)
+                self.poller.register(r, select.POLLIN if self.reading else 0)
+                fds.append(w)
+                ends.append(w)
+            stdio = (fds[0], fds[1], fds[2])
+        own_group = not self.machine.shares_group
+        try:
+            pid = spawn.spawn(
+                spec,
+                own_group=own_group,
+                env=env,
+                credentials=self.credentials.get(name),
+                parent_death_signal=self.plan.parent_death_signal,
+                stdio=stdio,
+            )
+        except GsupError as e:
+            if e.pid is not None:
+                reaper.collect(e.pid)
+            for fd in ends:
+                os.close(fd)
+            message = f"{name}: {e.message}"
+            left = bool(self._job_processes())
+            self._act(
+                self.machine.on_spawn_failed(name, message, e.exit_code, self.clock(), anything_left=left)
+            )
+            return
+        for fd in ends:
+            os.close(fd)  # the child has its copies; EOF comes when it (and its children) close them
+        self._running(name, pid, pid if own_group else os.getpgrp())
+        self._act(self.machine.on_started(name, pid, self.clock()))
+
+    def _running(self, name: str, pid: int, group: int) -> None:
+        self.names[pid] = self.ran_as[pid] = name
+        self.groups[pid] = group
+
+    def _probe(self, name: str, number: int) -> None:
+        ready = self.machine.programs[name].spec.ready
+        assert ready is not None  # the machine probes only programs with a ready table
+        try:
+            attempt = readiness.start_attempt(ready, self.env, self.clock())
+        except GsupError as e:  # a command probe that cannot be started: this attempt failed
+            if e.pid is not None:
+                reaper.collect(e.pid)
+            self._act(self.machine.on_probe(name, False, self.clock(), attempt=number, detail=e.message))
+            return
+        self.attempts[attempt.pid] = _Attempt(name, number, attempt)
+
+    def _expire_attempts(self) -> None:
+        """An attempt past its time is killed; its reaping reports it as timed out."""
+        now = self.clock()
+        for pid, a in self.attempts.items():
+            if pid not in self.expired and now >= a.attempt.deadline:
+                self.expired.add(pid)
+                procs.kill(groups=[pid], pids=[pid])
+
+    def _cancel_stale_attempts(self) -> None:
+        """An attempt whose result nobody waits for any more (a stop, an exit) ends now."""
+        for pid, a in self.attempts.items():
+            if pid not in self.expired and self.machine.programs[a.name].probing != a.number:
+                self.expired.add(pid)
+                procs.kill(groups=[pid], pids=[pid])
+
+    # -- output --------------------------------------------------------------
+
+    def _set_interest(self) -> None:
+        if not self.copies:
+            return
+        pending = sum(w.pending for w in self.writers.values())
+        want_read = pending < (LOW_WATER if not self.reading else HIGH_WATER)
+        if want_read != self.reading:
+            self.reading = want_read
+            for fd in self.pipes:
+                self.poller.modify(fd, select.POLLIN if want_read else 0)
+        for fd, w in self.writers.items():
+            try:
+                if w.wants_write:
+                    self.poller.register(fd, select.POLLOUT)
+                else:
+                    self.poller.unregister(fd)
+            except (KeyError, OSError):
+                pass
+
+    def _read(self, fd: int) -> None:
+        pipe = self.pipes[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            for line in pipe.lines.feed(data):
+                pipe.writer.push(pipe.prefix(line))
+            return
+        self._close_pipe(fd)  # EOF: the last line, even without its newline
+
+    def _close_pipe(self, fd: int) -> None:
+        pipe = self.pipes.pop(fd)
+        rest = pipe.lines.flush()
+        if rest is not None:
+            pipe.writer.push(pipe.prefix(rest))
+        self.poller.unregister(fd)
+        os.close(fd)
+
+    def _drain_output(self, seconds: float) -> None:
+        """At the end: everything already written by the programs goes out."""
+        end = self.clock() + seconds
+        for fd in list(self.pipes):
+            while fd in self.pipes:
+                if _readable(fd, 0):
+                    self._read(fd)
+                else:  # nothing more now: a descendant may hold it open, but the programs are done
+                    self._close_pipe(fd)
+        for w in self.writers.values():
+            while w.wants_write and self.clock() < end:
+                if _writable(w.fd, end - self.clock()):
+                    w.write_some()
 
     def _countdown(self) -> None:
         m = self.machine
-        if not self.countdown_on or m.phase not in (
-            Phase.DRAINING,
-            Phase.STOPPING,
-            Phase.LINGERING,
-        ):
+        if not self.countdown_on or m.phase not in (Phase.DRAINING, Phase.STOPPING, Phase.LINGERING):
             return
         now = self.clock()
         if self.redraw_at is not None and now < self.redraw_at:
@@ -260,180 +572,106 @@ class _Run:
         if m.phase is Phase.DRAINING and m.drain_end is not None:
             remaining, total, label = m.drain_end - now, self.plan.stop_delay, "draining"
         else:
-            assert m.kill_at is not None  # set whenever the phase is STOPPING/LINGERING
-            remaining, total, label = m.kill_at - now, self.plan.grace, "SIGKILL in"
+            end = m.linger_until if m.phase is Phase.LINGERING else m.kill_all_at
+            assert end is not None  # set whenever the phase is STOPPING/LINGERING
+            remaining, total, label = end - now, self.plan.grace, "SIGKILL in"
         again = self.sink.countdown(max(0.0, remaining), total, label)
         self.redraw_at = None if again is None else now + again
         self.countdown_on = again is not None
 
-    # -- actions -------------------------------------------------------------
+    # -- the end ---------------------------------------------------------------
 
-    def _act(self, actions: Sequence[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Note):
-                self.sink.event(action.kind, action.message, **action.fields)
-            elif isinstance(action, Send):
-                self._send(action)
-            elif isinstance(action, KillAll):
-                self.kill_all()
-            elif isinstance(action, SuspendSelf):
-                os.kill(os.getpid(), signal.SIGSTOP)
-
-    def _send(self, action: Send) -> None:
-        if action.target is Target.LEFTOVERS:
-            for pid in descendants():
-                if action.outside_group_only and _pgid(pid) == self.pgid:
-                    continue
-                if signal_pid(pid, action.sig):
-                    self.tally.leftovers_signalled += 1
-            return
-        if self.plan.forward_to is ForwardTo.CHILD or self.terminal or action.target is Target.CHILD:
-            if self.child_alive:
-                signal_pid(self.pid, action.sig)
-            return
-        try:
-            os.killpg(self.pgid, action.sig)
-        except ProcessLookupError:
-            pass  # the whole group is gone already
-
-    def kill_all(self) -> None:
-        """SIGKILL the child's group and every descendant, however detached.
-
-        The group first: one syscall, at the deadline, that reaches every
-        member at once, so a forking job cannot outrun it and the timing does
-        not depend on how long a /proc scan takes. Then every descendant
-        still found (those that left the group with setsid); rounds
-        repeat while new ones appear, since a process may fork between the
-        scan and the kill. Processes already dead but not yet reaped count as
-        killed: the group kill got them.
-        """
-        if not self.terminal:
-            try:
-                os.killpg(self.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        elif self.child_alive:
-            signal_pid(self.pid, signal.SIGKILL)
-        fresh = kill_descendants() - self.killed - {self.pid}
-        self.killed |= fresh
-        self.tally.leftovers_killed = len(self.killed)
-        if fresh:
-            self.sink.event("leftovers_killed", f"killed {len(fresh)} leftover process(es)", count=len(fresh))
-
-    # -- the result ------------------------------------------------------------
+    def _finish(self) -> Outcome:
+        if self.attempts:  # gave up after SIGKILL with an attempt still there: it is gsup's own
+            procs.kill(groups=list(self.attempts), pids=list(self.attempts))
+        if self.machine.escalation is not None and self.machine.kill_wait_end is not None:
+            _, remain = reaper.reap()
+            if remain:
+                self.surviving = len(self._job_processes())
+        if self.copies:
+            # Pending program output gets at most half the smallest margin (1 s),
+            # the report a quarter (log.FINAL_WAIT): a stdout nobody reads must
+            # not push gsup past the platform's deadline.
+            self._drain_output(0.5)
+            self.sink.use_stream(sys.stderr)  # the report: written whole, after everything else
+        self._flush_notes()
+        return self._outcome()
 
     def _outcome(self) -> Outcome:
         m = self.machine
-        child = m.child_status
-        if child is None:  # gave up waiting after SIGKILL: the child is unkillable
-            child = ChildStatus(signal=signal.SIGKILL)
-        if m.phase is Phase.DONE and self.machine.kill_wait_end is not None:
-            _, remain = reaper.reap()
-            if remain:
-                self.tally.leftovers_surviving = len(descendants())
-        code = status.exit_status(
-            child,
-            force_killed=m.force_killed,
-            stop_requested=m.stopping,
-            stop_signals=[s for s in (m.stop_received, m.stop_sent) if s is not None],
-            success_codes=self.plan.success_codes,
-            success_on_stop=self.plan.success_on_stop,
+        end = self.clock()
+        cause = StopCause.SIGNAL if m.stop_received is not None else StopCause.CHILD_EXIT
+        sender = m.stop_sender if m.stop_received is not None else None
+        signalled, killed = sum(self.signalled.values()), len(self.killed)
+        if self.plan.single:
+            p = m.programs[self.plan.program.name]
+            child_end = p.exited_at if p.exited_at is not None else end
+            return Outcome(
+                exit_code=m.exit_code(),
+                cause=cause,
+                program=p.spec,
+                pid=p.pid,
+                status=p.status if p.status is not None else ChildStatus(signal=signal.SIGKILL),
+                stop_signal_received=m.stop_received,
+                stop_signal_sender=sender,
+                stop_signal_sent=p.stop_sig,
+                stop_seconds=None if m.stopping_since is None else child_end - m.stopping_since,
+                ran_seconds=child_end - self.started,
+                force_killed=p.force_killed,
+                escalation=m.escalation,
+                grace=self.plan.grace,
+                leftovers_signalled=signalled,
+                leftovers_killed=killed,
+                leftovers_surviving=self.surviving,
+                orphans_reaped=self.orphans_reaped,
+            )
+        programs = tuple(
+            ProgramOutcome(
+                name=p.name,
+                pid=p.pid,
+                status=p.status,
+                stop_signal=p.stop_sig,
+                stop_seconds=None
+                if p.signalled_at is None or p.exited_at is None
+                else p.exited_at - p.signalled_at,
+                force_killed=p.force_killed,
+                escalation=p.kill_reason if p.force_killed else None,
+                restarts=p.restarts,
+                failure=p.failure,
+                started=p.pid is not None,
+                exit_code=m.program_code(p.name),
+                leftovers_signalled=self.signalled.get(p.name, 0),
+                leftovers_killed=self.killed_of.get(p.name, 0),
+            )
+            for p in m.programs.values()
         )
-        end = m.child_exited_at if m.child_exited_at is not None else self.clock()
         return Outcome(
-            exit_code=code,
-            cause=StopCause.SIGNAL if m.stopping else StopCause.CHILD_EXIT,
+            exit_code=m.exit_code(),
+            cause=cause,
             program=self.plan.program,
-            pid=self.pid,
-            status=child,
             stop_signal_received=m.stop_received,
-            stop_signal_sender=m.stop_sender,
-            stop_signal_sent=m.stop_sent,
-            stop_seconds=None if m.stop_requested_at is None else end - m.stop_requested_at,
+            stop_signal_sender=sender,
+            stop_seconds=None if m.stopping_since is None else end - m.stopping_since,
             ran_seconds=end - self.started,
-            force_killed=m.force_killed,
+            force_killed=any(p.force_killed for p in programs),
             escalation=m.escalation,
             grace=self.plan.grace,
-            leftovers_signalled=self.tally.leftovers_signalled,
-            leftovers_killed=self.tally.leftovers_killed,
-            leftovers_surviving=self.tally.leftovers_surviving,
-            orphans_reaped=self.tally.orphans_reaped,
+            leftovers_signalled=signalled,
+            leftovers_killed=killed,
+            leftovers_surviving=self.surviving,
+            orphans_reaped=self.orphans_reaped,
+            programs=programs,
+            reason=m.stop_reason,
         )
 
 
-# -- process helpers (psutil is imported only when there is a process to find) --
+def _readable(fd: int, timeout: float) -> bool:
+    poller = select.poll()  # not select(): the descriptor's number may pass FD_SETSIZE
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(math.ceil(timeout * 1000)))
 
 
-def kill_descendants(root: Optional[int] = None) -> set[int]:
-    """SIGKILL every descendant of *root* (default: gsup); return their pids.
-
-    Rounds repeat while new ones appear: a process may fork between the scan
-    and the kill. Processes dead but not yet reaped are counted too.
-    """
-    seen: set[int] = set()
-    for _ in range(100):
-        fresh = [pid for pid in descendants(root) if pid not in seen]
-        if not fresh:
-            break
-        for pid in fresh:
-            seen.add(pid)
-            signal_pid(pid, signal.SIGKILL)
-    return seen
-
-
-def descendants(root: Optional[int] = None) -> list[int]:
-    """The pids of every live or unreaped descendant of *root* (default: gsup).
-
-    Walks /proc/PID/task/TID/children from *root* down: it reads only the
-    tree, so its cost does not grow with the other processes on the host (a
-    scan of every process, as psutil's ``children()`` does, took 0.76 s with
-    10,000 of them, all of it after the deadline). It is complete for gsup:
-    as PID 1 or a subreaper every orphan of the tree is reparented to gsup.
-    Where the kernel lacks that file, psutil finds them instead.
-    """
-    if not _PROC_CHILDREN:
-        return _descendants_psutil(root)
-    found: list[int] = []
-    stack = [os.getpid() if root is None else root]
-    while stack:
-        pid = stack.pop()
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue  # gone meanwhile
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                    kids = [int(k) for k in f.read().split()]
-            except OSError:
-                continue
-            found += kids
-            stack += kids
-    return found
-
-
-_PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
-
-
-def _descendants_psutil(root: Optional[int]) -> list[int]:
-    import psutil
-
-    try:
-        return [p.pid for p in psutil.Process(root).children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _pgid(pid: int) -> int:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return -1
-
-
-def signal_pid(pid: int, sig: int) -> bool:
-    try:
-        os.kill(pid, sig)
-        return True
-    except ProcessLookupError:
-        return False
+def _writable(fd: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(math.ceil(max(0.0, timeout) * 1000)))

@@ -1,8 +1,8 @@
-"""The terminal rendering: a live grace countdown and a compact report.
+"""The terminal rendering: a live grace countdown, a compact report, the check.
 
 Owns: everything gsup shows with rich, on a TTY only. The only module that
 imports rich (and it is imported only when stderr is a terminal). Child
-output never passes through here.
+output never passes through here. What it shows comes from ``report``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Optional
 
-from gsup.log import VERBOSE_KINDS, report_rows
 from gsup.model import Outcome, TextStream
+from gsup.report import VERBOSE_KINDS, program_lines, report_rows
 from gsup.units import format_duration
 
 if TYPE_CHECKING:
@@ -115,8 +115,6 @@ def render_check(resolved: Resolved, rows: list[tuple[str, str, str]]) -> None:
     for option, value, origin in rows:
         table.add_row(option, value, origin)
     console.print(table)
-    from gsup.check import program_lines
-
     console.print(Text("\n" + "\n".join(program_lines(resolved)) + "\n"))
 
     b = resolved.budget

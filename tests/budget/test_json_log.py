@@ -34,7 +34,7 @@ def kinds_in_order(events: list[dict[str, Any]], wanted: list[str]) -> list[str]
 @pytest.mark.timeout(30)
 def test_stop_with_escalation_logs_every_event_in_order(gsup_run: Callable[..., Run]) -> None:
     """A stop that ends in SIGKILL logs started, signal_received, signal_forwarded, grace_started,
-    escalated, child_exited and exit (137, force_killed) in that order, with rising timestamps."""
+    escalated, program_exited and exit (137, force_killed) in that order, with rising timestamps."""
     run = gsup_run([*NONE, "--grace", "0.3", "--log-format", "json", "--", *CHILD, "--on", "TERM=log"])
     run.ready()
     run.send(signal.SIGTERM)
@@ -46,7 +46,7 @@ def test_stop_with_escalation_logs_every_event_in_order(gsup_run: Callable[..., 
         "signal_forwarded",
         "grace_started",
         "escalated",
-        "child_exited",
+        "program_exited",
         "exit",
     ]
     assert kinds_in_order(events, wanted) == wanted, [e["event"] for e in events]
@@ -59,7 +59,7 @@ def test_stop_with_escalation_logs_every_event_in_order(gsup_run: Callable[..., 
     by_kind = {e["event"]: e for e in events}
     assert by_kind["signal_received"]["signal"] == "SIGTERM"
     assert by_kind["signal_forwarded"]["signal"] == "SIGTERM"
-    assert by_kind["child_exited"]["code"] == 137
+    assert by_kind["program_exited"]["code"] == 137
     assert 0.25 <= by_kind["escalated"]["ts"] - by_kind["grace_started"]["ts"] <= 0.4
     assert len({e["gsup_pid"] for e in events}) == 1
 
@@ -81,7 +81,7 @@ def test_stop_delay_adds_drain_events(gsup_run: Callable[..., Run]) -> None:
         "drain_ended",
         "signal_forwarded",
         "grace_started",
-        "child_exited",
+        "program_exited",
         "exit",
     ]
     assert kinds_in_order(events, wanted) == wanted, [e["event"] for e in events]

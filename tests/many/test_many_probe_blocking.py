@@ -135,7 +135,7 @@ def test_a_supervision_in_process_leaves_no_descriptor_behind() -> None:
     def once() -> int:
         ready = ReadySpec("file", "/", timeout=5.0, interval=0.05)
         program = ProgramSpec(argv=(b"sleep", b"0.2"), name="a", ready=ready)
-        plan = Plan(program=program, programs=(program,), grace=2.0)
+        plan = Plan(programs=(program,), grace=2.0)
         return supervise(plan, TextSink(io.StringIO())).exit_code
 
     assert once() == 0  # the first run imports what it needs

@@ -8,6 +8,7 @@ so the order is read from their side; gsup's JSON events give the deadline.
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import pytest
 from manykit import Fleet
@@ -113,8 +114,9 @@ def test_per_program_grace_and_stop_signal(fleet: Fleet) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_second_sigint_kills_at_once_and_repeated_term_is_ignored(fleet: Fleet) -> None:
-    """During the stop a repeated SIGTERM changes nothing; a second SIGINT SIGKILLs the rest at once: 137."""
+def test_second_sigint_kills_at_once_and_a_term_between_is_forwarded(fleet: Fleet) -> None:
+    """During a stop begun by SIGINT a SIGTERM is forwarded to what still runs, not an escalation;
+    a second SIGINT SIGKILLs the rest at once: 137."""
     run = fleet.start(
         {
             "stubborn": {"command": fleet.prog("stubborn", "--ignore-term")},
@@ -129,14 +131,39 @@ def test_second_sigint_kills_at_once_and_repeated_term_is_ignored(fleet: Fleet) 
     run.log("stopped", "good")
     run.event("program_exited", "good")  # reaped by gsup, not only on its way out
     run.send(signal.SIGTERM)
-    run.event("repeat_ignored")
-    assert run.events("escalated") == []
+
+    def forwarded_term() -> Any:
+        forwarded = run._events_locked("signal_forwarded", None)
+        return next((e for e in forwarded if e["signal"] == "SIGTERM" and not e.get("stop")), None)
+
+    assert run.err is not None
+    term = run.err.wait_for(forwarded_term, what="SIGTERM forwarded")
+    assert term["programs"] == ["stubborn"]
+    assert run.events("escalated") == [] and run.events("repeat_ignored") == []
     sent = run.send(signal.SIGINT)
     assert run.finish() == 137
     assert run.exited_at is not None and run.exited_at - sent < 2.0, "the second SIGINT did not kill at once"
     assert "second SIGINT" in run.event("escalated", timeout=0)["message"]
     assert run.program_report("stubborn")["force_killed"] is True
     assert run.program_report("good")["force_killed"] is False
+    assert run.leftovers() == []
+
+
+@pytest.mark.timeout(30)
+def test_a_repeated_term_is_not_forwarded_again(fleet: Fleet) -> None:
+    """A platform that sends SIGTERM twice: the second one is logged and reaches no program."""
+    run = fleet.start(
+        {"stubborn": {"command": fleet.prog("stubborn", "--ignore-term")}},
+        {"grace": "1s", "platform": "none"},
+    )
+    run.log("start", "stubborn")
+    run.send(signal.SIGTERM)
+    run.event("grace_started")
+    run.send(signal.SIGTERM)
+    assert run.event("repeat_ignored")["signal"] == "SIGTERM"
+    assert run.finish() == 137
+    terms = [e for e in run.events("signal_forwarded") if e["signal"] == "SIGTERM"]
+    assert len(terms) == 1 and terms[0]["stop"] is True, terms
     assert run.leftovers() == []
 
 

@@ -1,4 +1,4 @@
-"""The final report as text rows and as a JSON event (gsup/log.py)."""
+"""The final report as text rows and as a JSON event (gsup/report.py, written by gsup/log.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import io
 import json
 import signal
 
-from gsup.log import JsonSink, TextSink, report_fields, report_rows
+from gsup.log import JsonSink, TextSink
 from gsup.model import ChildStatus, Outcome, ProgramSpec, StopCause
+from gsup.report import report_fields, report_rows
 
 PROGRAM = ProgramSpec(argv=(b"gunicorn", b"app:wsgi"))
 

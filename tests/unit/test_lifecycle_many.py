@@ -1,11 +1,26 @@
-"""The many-programs state machine (gsup.fleet) on a fake clock, without processes."""
+"""The supervision machine (gsup.lifecycle) with many programs, on a fake clock, without processes.
+
+The same machine runs a single command: tests/unit/test_lifecycle.py.
+"""
 
 from __future__ import annotations
 
 import signal
+from typing import Any
 
-from gsup.fleet import Fleet, Kill, Probe, Signal, Start, State
-from gsup.model import ChildStatus, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
+from gsup.lifecycle import (
+    Kill,
+    KillLeftovers,
+    Lifecycle,
+    Note,
+    Phase,
+    Probe,
+    Send,
+    SendLeftovers,
+    Start,
+    State,
+)
+from gsup.model import ChildStatus, ForwardTo, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
 
 T0 = 100.0
 GRACE = 10.0
@@ -15,17 +30,31 @@ def prog(name: str, *deps: str, **kw: object) -> ProgramSpec:
     return ProgramSpec(argv=(b"true",), name=name, depends_on=deps, **kw)  # type: ignore[arg-type]
 
 
-def fleet(*programs: ProgramSpec, stop_delay: float = 0.0) -> Fleet:
-    plan = Plan(program=programs[0], programs=programs, grace=GRACE, stop_delay=stop_delay)
-    return Fleet(plan, T0)
+def fleet(*programs: ProgramSpec, stop_delay: float = 0.0, **plan: Any) -> Lifecycle:
+    return Lifecycle(Plan(programs=programs, grace=GRACE, stop_delay=stop_delay, **plan), T0)
 
 
-def starts(actions: list[object]) -> list[str]:
+def starts(actions: list[Any]) -> list[str]:
     return [a.name for a in actions if isinstance(a, Start)]
 
 
-def signals(actions: list[object]) -> list[tuple[str, int]]:
-    return [(a.name, a.sig) for a in actions if isinstance(a, Signal)]
+def signals(actions: list[Any]) -> list[tuple[str, int]]:
+    return [(a.name, a.sig) for a in actions if isinstance(a, Send)]
+
+
+def kinds(actions: list[Any]) -> list[str]:
+    return [a.kind for a in actions if isinstance(a, Note)]
+
+
+def pids(f: Lifecycle) -> dict[str, int]:
+    """Start every program the machine asks for, with made-up pids, until none is asked for."""
+    started: dict[str, int] = {}
+    pending = starts(f.begin(T0))
+    while pending:
+        name = pending.pop(0)
+        started[name] = 10 + len(started)
+        pending += starts(f.on_started(name, started[name], T0))
+    return started
 
 
 OK = ChildStatus(code=0)
@@ -192,7 +221,8 @@ def test_restart_backoff_doubles_and_gives_up() -> None:
     assert delays == [0.5, 1.0, 2.0]
     f.on_started("w", 13, now)
     f.on_exit("w", ChildStatus(code=1), now)
-    assert f.stopping and f.exit_code() == 1
+    assert f.done and f.exit_code() == 1
+    assert f.programs["w"].failure == "w exited with 1 and gave up after 3 restart(s)"
 
 
 def test_a_second_int_kills_everything_at_once() -> None:
@@ -208,12 +238,11 @@ def test_other_signals_go_to_every_running_program() -> None:
     """A non-stop signal is forwarded to each running program, rewritten."""
     plan_programs = (prog("a"), prog("b"))
     plan = Plan(
-        program=plan_programs[0],
         programs=plan_programs,
         grace=GRACE,
         rewrite=((signal.SIGHUP, signal.SIGUSR1),),
     )
-    f = Fleet(plan, T0)
+    f = Lifecycle(plan, T0)
     f.begin(T0)
     f.on_started("a", 10, T0)
     f.on_started("b", 11, T0)
@@ -227,3 +256,119 @@ def test_idle_fleet_has_no_deadline() -> None:
     f.on_started("a", 10, T0)
     f.on_started("b", 11, T0)
     assert f.next_deadline() is None
+
+
+# -- one core: what a single command does, every program does ---------------------------
+
+
+def test_every_signal_is_forwarded_to_every_running_program_during_a_stop() -> None:
+    """After the stop began with INT, a TERM, a QUIT or a HUP reaches every program still
+    running, the ones waiting for their turn included; a repeated INT escalates."""
+    f = fleet(prog("db"), prog("web", "db"))
+    pids(f)
+    first = signals(f.on_signal(signal.SIGINT, T0))
+    assert first == [("web", signal.SIGINT)]  # db waits for web to exit
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        assert sorted(signals(f.on_signal(sig, T0 + 1))) == [("db", sig), ("web", sig)]
+    assert f.kill_all_at == T0 + GRACE
+    assert any(isinstance(a, Kill) for a in f.on_signal(signal.SIGINT, T0 + 2))
+
+
+def test_a_repeated_term_during_a_stop_is_not_forwarded() -> None:
+    """A platform that sends TERM twice: the second TERM is logged, not sent to anyone."""
+    f = fleet(prog("a"), prog("b"))
+    pids(f)
+    f.on_signal(signal.SIGTERM, T0)
+    actions = f.on_signal(signal.SIGTERM, T0 + 1)
+    assert signals(actions) == []
+    assert "repeat_ignored" in kinds(actions)
+
+
+def test_a_stop_signal_during_a_stop_for_a_failure_is_forwarded_and_a_second_int_kills() -> None:
+    """While the programs are stopped because one failed, the first INT is forwarded (not a
+    "second" Ctrl+C); another INT then force-kills."""
+    f = fleet(prog("a"), prog("b"), prog("c"))
+    pids(f)
+    f.on_exit("a", ChildStatus(code=3), T0 + 1)
+    assert f.stopping
+    assert sorted(signals(f.on_signal(signal.SIGINT, T0 + 2))) == [("b", signal.SIGINT), ("c", signal.SIGINT)]
+    assert any(isinstance(a, Kill) for a in f.on_signal(signal.SIGINT, T0 + 3))
+    assert f.exit_code() == 3
+
+
+def test_the_stop_signal_is_followed_by_sigcont() -> None:
+    """Every program's stop signal asks for SIGCONT after it (a stopped program can then handle it)."""
+    f = fleet(prog("a"), prog("b", stop_signal=signal.SIGQUIT))
+    pids(f)
+    sent = [a for a in f.on_signal(signal.SIGTERM, T0) if isinstance(a, Send)]
+    assert sent == [Send(signal.SIGTERM, "a", True, cont=True), Send(signal.SIGQUIT, "b", True, cont=True)]
+
+
+def test_forward_to_child_applies_to_every_program() -> None:
+    """--forward-to child: signals go to each program's process, not its group."""
+    f = fleet(prog("a"), prog("b"), forward_to=ForwardTo.CHILD)
+    pids(f)
+    sent = [a for a in f.on_signal(signal.SIGHUP, T0) if isinstance(a, Send)]
+    assert sorted(sent) == [Send(signal.SIGHUP, "a", False), Send(signal.SIGHUP, "b", False)]
+    sent = [a for a in f.on_signal(signal.SIGTERM, T0) if isinstance(a, Send)]
+    assert all(not a.group for a in sent) and len(sent) == 2
+
+
+def test_success_codes_of_each_program_and_the_fleet_status() -> None:
+    """A program stopped by gsup that exits with one of its success codes reads as 0 in the
+    report; one that exits 143 without such a code reads 143, and the fleet still exits 0."""
+    f = fleet(prog("jvm", success_codes=frozenset({143})), prog("plain"))
+    pids(f)
+    f.on_signal(signal.SIGTERM, T0)
+    f.on_exit("jvm", ChildStatus(code=143), T0 + 1)
+    f.on_exit("plain", ChildStatus(code=143), T0 + 1)
+    assert (f.program_code("jvm"), f.program_code("plain")) == (0, 143)
+    assert f.exit_code() == 0
+
+
+def test_a_programs_group_that_outlives_it_gets_its_stop_signal_then_sigkill() -> None:
+    """A oneshot that exits 0 leaving members of its process group: they get its stop signal now,
+    SIGKILL after a grace, while the other programs run on."""
+    f = fleet(prog("setup", oneshot=True), prog("web", "setup"))
+    started = pids(f)
+    actions = f.on_exit("setup", OK, T0 + 1, group_left=True, anything_left=True)
+    assert starts(actions) == ["web"]
+    assert [a for a in actions if isinstance(a, SendLeftovers)] == [
+        SendLeftovers(signal.SIGTERM, started["setup"])
+    ]
+    assert f.lingering == {started["setup"]: T0 + 1 + GRACE}
+    f.on_started("web", 20, T0 + 1)
+    assert f.next_deadline() == T0 + 1 + GRACE
+    assert [a for a in f.on_deadline(T0 + 1 + GRACE) if isinstance(a, KillLeftovers)] == [
+        KillLeftovers(started["setup"])
+    ]
+    assert f.phase is Phase.RUNNING and f.next_deadline() is None
+
+
+def test_a_programs_group_that_is_gone_in_time_is_not_killed() -> None:
+    """Leftovers of a program's group that exit within the grace are never sent SIGKILL."""
+    f = fleet(prog("setup", oneshot=True), prog("web", "setup"))
+    started = pids(f)
+    f.on_exit("setup", OK, T0 + 1, group_left=True, anything_left=True)
+    f.on_group_gone(started["setup"], T0 + 2)
+    assert f.lingering == {}
+    assert not any(isinstance(a, KillLeftovers) for a in f.on_deadline(T0 + 1 + GRACE))
+
+
+def test_leftovers_of_the_job_get_the_stop_signal_once_every_program_ended() -> None:
+    """When the last program has exited and processes remain (a daemon that called setsid),
+    they get the stop signal and the rest of the grace, then SIGKILL: never SIGKILL at once."""
+    f = fleet(prog("daemonizer"), prog("web"))
+    started = pids(f)
+    f.on_exit("daemonizer", OK, T0 + 1, anything_left=True)  # the container is whole or not at all
+    assert f.stopping
+    actions = f.on_exit("web", ChildStatus(signal=signal.SIGTERM), T0 + 2, anything_left=True)
+    assert f.phase is Phase.LINGERING
+    # web's group got the stop signal from gsup: its members are skipped.
+    assert [a for a in actions if isinstance(a, SendLeftovers)] == [
+        SendLeftovers(signal.SIGTERM, None, (started["web"],))
+    ]
+    assert not any(isinstance(a, Kill) for a in actions)
+    assert f.next_deadline() == T0 + 1 + GRACE  # the rest of the stop's grace
+    f.on_all_gone(T0 + 3)
+    assert f.done and f.exit_code() == 0
