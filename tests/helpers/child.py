@@ -4,6 +4,7 @@ It reports what happens to it, one line per event, written with a single
 ``os.write`` so lines never interleave or wait in a buffer:
 
     ready pid=N pgid=N sid=N ppid=N      set up; every signal below is handled
+                                         (then, with --stop-self, it stops itself)
     signal SIGUSR1                       a signal arrived (in order of arrival)
     grandchild pid=N pgid=N sid=N        a grandchild is set up (--grandchildren,
                                          --setsid-grandchild)
@@ -166,6 +167,9 @@ def main() -> None:
     p.add_argument("--ignore", type=parse_signal, action="append", default=[])
     p.add_argument("--exit-on", type=parse_signal, action="append", default=[])
     p.add_argument("--grandchildren", type=int, default=0, help="same group, ignore TERM")
+    p.add_argument("--mortal-grandchildren", type=int, default=0, help="same group, die by TERM")
+    p.add_argument("--stop-self", action="store_true", help="SIGSTOP itself after ready")
+    p.add_argument("--tag", help="ignored: lets a test find its processes by their command line")
     p.add_argument("--setsid-grandchild", action="store_true", help="one that left the group")
     p.add_argument("--orphans", type=int, default=0, help="double-forked, exit at once")
     p.add_argument("--write-bytes", type=int, default=0)
@@ -186,6 +190,8 @@ def main() -> None:
 
     for _ in range(args.grandchildren):
         spawn_grandchild(setsid=False, ignore_term=True)
+    for _ in range(args.mortal_grandchildren):
+        spawn_grandchild(setsid=False, ignore_term=False)
     if args.setsid_grandchild:
         spawn_grandchild(setsid=True, ignore_term=True)
     orphans_fd = spawn_orphans(args.orphans) if args.orphans else None
@@ -195,6 +201,8 @@ def main() -> None:
 
     if args.exit_at_once:
         exit_now(args.code)
+    if args.stop_self:
+        os.kill(me, signal.SIGSTOP)  # as a Ctrl+Z would: nothing runs here until SIGCONT
     if args.kill_self is not None:
         kill_self(args.kill_self)
 

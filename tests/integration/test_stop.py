@@ -119,3 +119,33 @@ def test_second_sigint_escalates_at_once(gsup):
     assert not child.running
     run.finish()
     assert "force-killed" in report_row(run.err.text(), "stop")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["forward-to child", "terminal, stopped by kill"])
+def test_leftovers_in_the_childs_group_get_the_stop_signal_the_group_never_got(gsup, how):
+    """With --forward-to child, or at a terminal stopped by kill (not Ctrl+C), the stop signal goes to
+    the child's process only; when it exits, the rest of its group gets the signal too, before any
+    SIGKILL: grandchildren that die by SIGTERM are gone at once, nothing is killed."""
+    args = ["--grace", "10s", "--log-format", "json"]
+    if how == "forward-to child":
+        run = gsup([*args, "--forward-to", "child"], child=["--mortal-grandchildren", "2"])
+    else:
+        run = gsup(args, child=["--mortal-grandchildren", "2"], tty=True)
+    grandchildren = [run.out.expect(r"grandchild pid=(\d+) pgid=(\d+)") for _ in range(2)]
+    ready = run.out.expect(r"ready pid=(\d+) pgid=(\d+)")
+    assert {g[2] for g in grandchildren} == {ready[2]}  # in the child's group
+    procs = [run.learn(int(g[1])) for g in grandchildren]
+    sent = run.send(signal.SIGTERM)
+    run.out.expect(r"signal SIGTERM$")
+    assert run.wait(10) == 0
+    assert run.exited_at is not None and run.exited_at - sent < 3.0, "the leftovers waited for the grace"
+    assert [p.pid for p in procs if p.running] == []
+    text = run.err.text()
+    report = json.loads(text[text.rindex('{"ts"') :].splitlines()[0])
+    assert report["event"] == "exit", report
+    assert (report["leftovers_signalled"], report["leftovers_killed"], report["force_killed"]) == (
+        2,
+        0,
+        False,
+    )

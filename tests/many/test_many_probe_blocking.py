@@ -1,4 +1,4 @@
-"""A readiness probe that hangs does not hold up gsup's loop (tcp, http and file run beside it).
+"""A readiness probe that hangs does not hold up gsup's loop (each attempt is a process of its own).
 
 Each test runs twice: gsup as a subreaper and as PID 1 of a PID namespace.
 A server started by the test accepts gsup's HTTP probe and never answers,
@@ -22,7 +22,8 @@ from typing import Any, Optional
 import pytest
 from gsupkit import Stream
 from manykit import Fleet, parse_event_line
-from prockit import kill_pid
+from prockit import children_of as children
+from prockit import cmdline, kill_pid, status_fields
 
 from gsup.log import TextSink
 from gsup.model import Plan, ProgramSpec, ReadySpec
@@ -142,3 +143,30 @@ def test_a_supervision_in_process_leaves_no_descriptor_behind() -> None:
     before = sorted(os.listdir("/proc/self/fd"))
     assert [once() for _ in range(3)] == [0, 0, 0]
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.timeout(30)
+def test_one_thread_while_a_probe_retries(fleet: Fleet, mute: Mute) -> None:
+    """While a readiness probe is tried again and again, the supervising process has exactly one
+    thread: each attempt is a child process of gsup (in a group of its own), not a thread."""
+    run = fleet.start({"web": {**_web(fleet, mute), "ready": {"http": mute.url(), "interval": "50ms"}}})
+    for n in (1, 2, 3):
+        wait_for_accepted(mute, n)  # attempt n holds its connection open
+        assert threads(run.pid) == 1
+        attempts = [kid for kid in children(run.pid) if fleet.token.encode() not in cmdline(kid)]
+        assert len(attempts) == 1, attempts
+        assert os.getpgid(attempts[0]) == attempts[0]
+    run.send(signal.SIGTERM)
+    assert run.finish() == 0
+    assert run.leftovers() == []
+
+
+def wait_for_accepted(mute: Mute, n: int) -> None:
+    def found() -> Optional[dict[str, Any]]:
+        return next((e for e in mute.out.parsed if e["event"] == "accepted" and e["n"] == str(n)), None)
+
+    mute.out.wait_for(found, 10, f"@accepted n={n}")
+
+
+def threads(pid: int) -> int:
+    return int(status_fields(pid)["Threads"])

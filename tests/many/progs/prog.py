@@ -6,6 +6,8 @@ as gsup's JSON events and the test's)::
 
     @start name=NAME t=T pid=PID run=N     started (after its signal setup)
     @grandchild name=NAME pid=PID          --grandchild is set up
+    @helper name=NAME pid=PID where=W      --daemon (W=session) or --group-child (W=group) is set up
+    @helper_term name=NAME t=T sig=SIG     that helper got a stop signal; it exits 0 at once
     @ready name=NAME t=T                   --tcp/--http/--touch is in place (T: just before)
     @wrote name=NAME t=T                   every output action is done
     @tick name=NAME t=T n=N                every --tick seconds, until stopped
@@ -112,6 +114,35 @@ def grandchild() -> None:
     log("grandchild", pid=pid)
 
 
+def helper(*, setsid: bool) -> None:
+    """Fork a helper that stays after this program exits: in a session of its own
+    (``--daemon``, as a daemon that called setsid) or in this program's process
+    group (``--group-child``). It logs a stop signal and exits 0 at once."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+
+            def stop(sig: int, _frame: object) -> None:
+                log("helper_term", t=now(), sig=signal.Signals(sig).name)
+                os._exit(0)
+
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                signal.signal(sig, stop)
+            if setsid:
+                os.setsid()
+            os.write(w, b"x")
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
+    log("helper", pid=pid, where="session" if setsid else "group")
+
+
 def serve_http(port: int) -> None:
     import http.server
 
@@ -142,6 +173,8 @@ def main() -> None:
     p.add_argument("--fail-runs", type=int, default=0, help="runs up to this one exit at once")
     p.add_argument("--code", type=int, default=0)
     p.add_argument("--grandchild", action="store_true")
+    p.add_argument("--daemon", action="store_true", help="a helper in a session of its own")
+    p.add_argument("--group-child", action="store_true", help="a helper in this program's group")
     p.add_argument("--ready-after", type=float, default=0.0)
     p.add_argument("--tcp", type=int)
     p.add_argument("--http", type=int)
@@ -169,6 +202,10 @@ def main() -> None:
         os._exit(a.code)
     if a.grandchild:
         grandchild()
+    if a.daemon:
+        helper(setsid=True)
+    if a.group_child:
+        helper(setsid=False)
 
     if a.ready_after:
         time.sleep(a.ready_after)
