@@ -275,12 +275,6 @@ class Lifecycle:
         """The single command stays in gsup's own process group, the terminal's foreground job."""
         return self.terminal and self.plan.single
 
-    def by_pid(self, pid: int) -> Optional[Program]:
-        for p in self.programs.values():
-            if p.pid == pid and p.running:
-                return p
-        return None
-
     def exit_code(self) -> int:
         """gsup's exit status (``status``)."""
         single = None

@@ -8,9 +8,8 @@ The records are ``NamedTuple``s, not frozen dataclasses: just as immutable,
 and five times cheaper to define (0.16 ms a class against 0.86 ms on
 CPython 3.11, which compiles each dataclass's methods from source at import).
 gsup defines about twenty records before its child starts, and a container
-waits for that start. Mutable state (a fleet's programs) stays in dataclasses,
-and so do action records whose values could coincide (``fleet.Start("web")``
-must not equal ``fleet.Kill("web")``, as equal tuples would).
+waits for that start. The machine's mutable state (``lifecycle.Program``) is
+a plain class with ``__slots__`` for the same reason.
 """
 
 from __future__ import annotations

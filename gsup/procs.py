@@ -1,7 +1,7 @@
 """Processes gsup started: finding them, signalling them, killing them.
 
 Owns: the walk of gsup's process tree, and every signal gsup sends to a
-process: ``send`` and ``send_group`` for a signal, ``kill`` for SIGKILL.
+process: ``send`` for a signal, ``kill`` for SIGKILL.
 ``kill`` is the only place gsup sends SIGKILL. Never waits for a process:
 ``reaper`` does that.
 
@@ -89,19 +89,14 @@ def stopped(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"T", b"t")
 
 
-def send(pid: int, sig: int) -> bool:
-    """Signal one process; False if it is gone."""
+def send(target: int, sig: int, *, group: bool = False) -> bool:
+    """Signal one process, or with *group* a whole process group at once;
+    False if it is gone (the group is empty)."""
     try:
-        os.kill(pid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def send_group(pgid: int, sig: int) -> bool:
-    """Signal a whole process group at once; False if it is empty."""
-    try:
-        os.killpg(pgid, sig)
+        if group:
+            os.killpg(target, sig)
+        else:
+            os.kill(target, sig)
         return True
     except ProcessLookupError:
         return False
@@ -119,7 +114,7 @@ def kill(*, groups: Iterable[int] = (), pids: Iterable[int] = (), below: Iterabl
     already dead but not yet reaped are counted too: the group kill got them.
     """
     for pgid in groups:
-        send_group(pgid, signal.SIGKILL)
+        send(pgid, signal.SIGKILL, group=True)
     killed: set[int] = set()
     for pid in pids:
         if send(pid, signal.SIGKILL):

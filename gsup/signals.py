@@ -5,10 +5,11 @@ Why a blocked mask and a signalfd (catatonit's model, with a descriptor):
 * Signals must wake the loop and do nothing else. A blocked signal stays
   pending until the loop reads it from the descriptor, so no handler ever runs
   in the middle of the loop, nothing is printed or killed from a handler, and
-  the order of arrival is kept.
-* The descriptor is one more thing for the loop's single ``select``; with it
-  the loop waits for signals, child exits (SIGCHLD) and, later, output pipes
-  in one blocking call, with the next deadline as the timeout.
+  signals are read in the order the kernel queued them (standard signals
+  pending together come lowest number first; each kind at most once).
+* The descriptor is one more thing for the loop's single ``poll``; with it
+  the loop waits for signals, child exits (SIGCHLD) and output pipes in one
+  blocking call, with the next deadline as the timeout.
 * Each record carries ``siginfo``: who sent the signal (logged, and used to
   ignore the echo of gsup's own ``killpg``) and whether the kernel generated
   it. A Ctrl+C typed at a terminal is sent by the kernel to the whole

@@ -350,11 +350,11 @@ class Loop:
             return  # gone meanwhile
         if action.group:
             group = self.groups[pid]
-            procs.send_group(group, action.sig)
+            procs.send(group, action.sig, group=True)
             if action.cont and any(
                 procs.stopped(p) for p in [pid, *procs.descendants(pid)] if procs.group_of(p) == group
             ):
-                procs.send_group(group, signal.SIGCONT)
+                procs.send(group, signal.SIGCONT, group=True)
         else:
             procs.send(pid, action.sig)
             if action.cont and procs.stopped(pid):
@@ -600,30 +600,29 @@ class Loop:
     def _outcome(self) -> Outcome:
         m = self.machine
         end = self.clock()
-        cause = StopCause.SIGNAL if m.stop_received is not None else StopCause.CHILD_EXIT
-        sender = m.stop_sender if m.stop_received is not None else None
-        signalled, killed = sum(self.signalled.values()), len(self.killed)
-        if self.plan.single:
+        outcome = Outcome(
+            exit_code=m.exit_code(),
+            cause=StopCause.SIGNAL if m.stop_received is not None else StopCause.CHILD_EXIT,
+            program=self.plan.program,
+            stop_signal_received=m.stop_received,
+            stop_signal_sender=m.stop_sender if m.stop_received is not None else None,
+            escalation=m.escalation,
+            grace=self.plan.grace,
+            leftovers_signalled=sum(self.signalled.values()),
+            leftovers_killed=len(self.killed),
+            leftovers_surviving=self.surviving,
+            orphans_reaped=self.orphans_reaped,
+        )
+        if self.plan.single:  # the child's own figures: its pid, its status, its stop
             p = m.programs[self.plan.program.name]
             child_end = p.exited_at if p.exited_at is not None else end
-            return Outcome(
-                exit_code=m.exit_code(),
-                cause=cause,
-                program=p.spec,
+            return outcome._replace(
                 pid=p.pid,
                 status=p.status if p.status is not None else ChildStatus(signal=signal.SIGKILL),
-                stop_signal_received=m.stop_received,
-                stop_signal_sender=sender,
                 stop_signal_sent=p.stop_sig,
                 stop_seconds=None if m.stopping_since is None else child_end - m.stopping_since,
                 ran_seconds=child_end - self.started,
                 force_killed=p.force_killed,
-                escalation=m.escalation,
-                grace=self.plan.grace,
-                leftovers_signalled=signalled,
-                leftovers_killed=killed,
-                leftovers_surviving=self.surviving,
-                orphans_reaped=self.orphans_reaped,
             )
         programs = tuple(
             ProgramOutcome(
@@ -645,21 +644,10 @@ class Loop:
             )
             for p in m.programs.values()
         )
-        return Outcome(
-            exit_code=m.exit_code(),
-            cause=cause,
-            program=self.plan.program,
-            stop_signal_received=m.stop_received,
-            stop_signal_sender=sender,
+        return outcome._replace(
             stop_seconds=None if m.stopping_since is None else end - m.stopping_since,
             ran_seconds=end - self.started,
             force_killed=any(p.force_killed for p in programs),
-            escalation=m.escalation,
-            grace=self.plan.grace,
-            leftovers_signalled=signalled,
-            leftovers_killed=killed,
-            leftovers_surviving=self.surviving,
-            orphans_reaped=self.orphans_reaped,
             programs=programs,
             reason=m.stop_reason,
         )

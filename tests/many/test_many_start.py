@@ -119,6 +119,7 @@ def test_readiness_timeout_fails_fast_and_leaves_nothing(fleet: Fleet) -> None:
     assert run.finish() == 1
     failed = run.event("failed", timeout=0)
     assert failed["program"] == "slow" and "not ready within" in failed["message"]
+    assert failed["message"].endswith("the last attempt saw: no such file)"), failed["message"]
     stopping = run.event("stopping", timeout=0)
     slow_started = run.event("started", "slow", timeout=0)
     assert 0.99 <= stopping["ts"] - slow_started["ts"] < 1.5, "the timeout did not fail fast"
