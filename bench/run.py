@@ -378,6 +378,7 @@ def compile_gsup(gsup: Wrapper) -> str:
     if where.returncode != 0:
         return f"not compiled: gsup not importable ({where.stderr.strip()[-200:]})"
     package = where.stdout.strip()
+    PACKAGE_DIR[:] = [package]
     done = subprocess.run(
         [interpreter, "-m", "compileall", "-q", package], capture_output=True, text=True, timeout=120
     )
@@ -593,9 +594,23 @@ def floor_memory(argv: Sequence[str], wait: float, res: ServeResult) -> None:
         res.uss.append(uss)
 
 
+#: gsup with its own log on (a line per signal received and forwarded, to the
+#: stderr the harness discards): forwarding must not wait for that writing.
+LOGGING = "gsup-log"
+
+
+def logging_variant(wrappers: list[Wrapper]) -> list[Wrapper]:
+    """gsup again, without --quiet, for the forwarding measurement only."""
+    gsup = next((w for w in wrappers if w.name == "gsup"), None)
+    if gsup is None:
+        return []
+    return [Wrapper(LOGGING, gsup.argv[:1], "gsup (log on)", gsup.version)]
+
+
 def bench_serve(
     wrappers: list[Wrapper], rounds: int, signals: int
 ) -> tuple[dict[str, ServeResult], dict[str, ServeResult]]:
+    wrappers = [*wrappers, *logging_variant(wrappers)]
     results = {"direct": ServeResult(), **{w.name: ServeResult() for w in wrappers}}
     floors = {name: ServeResult() for name in FLOORS}
 
@@ -871,11 +886,16 @@ def bench_output(
 # -- the machine ----------------------------------------------------------------
 
 
+#: Where the gsup package measured lives (``compile_gsup`` finds it); its commit is the revision.
+PACKAGE_DIR: list[str] = []
+
+
 def revision() -> str:
     """The commit of the tree measured (gsup runs from it: an editable install)."""
+    tree = os.path.dirname(PACKAGE_DIR[0]) if PACKAGE_DIR else str(ROOT)
     try:
         out = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            ["git", "-C", tree, "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -943,6 +963,8 @@ class Report:
     procs_before: int = field(default_factory=lambda: len(psutil.pids()))
     procs_mid: int = 0
     bytecode: str = "not compiled: gsup not found"
+    #: The raw results of an earlier run to compare with (``--baseline``).
+    baseline: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     targets: list[tuple[str, str, Optional[bool]]] = field(default_factory=list)
 
@@ -959,6 +981,47 @@ class Report:
             self.add(f"- {name}: {errs.count(e)} failed run(s): {e}")
         if errs:
             self.add("")
+
+
+def render_baseline(rep: Report, serve: dict[str, ServeResult]) -> None:
+    """Forwarding and exit propagation of this run beside those of the ``--baseline`` run."""
+    base, rev = rep.baseline["serve"], rep.baseline.get("revision", "?")
+    rep.add(
+        f"### Against an earlier run: the baseline at `{rev}`",
+        "",
+        f"The same measurement, run by this harness on the gsup of `{rev}` "
+        f"({rep.baseline.get('date', '?')}, the same machine), beside this run's at `{revision()}`. "
+        "tini's figures of both runs show how far the machine itself moved between them.",
+        "",
+    )
+    rows = []
+    for name, label in (("gsup", "gsup --quiet"), (LOGGING, "gsup (log on)"), ("tini", "tini -s")):
+        if name not in serve or name not in base:
+            continue
+        b, s = base[name], serve[name]
+        rows.append(
+            [
+                f"`{label}`",
+                ms(median(b["added"]), 3),
+                ms(p90(b["added"]), 3),
+                ms(median(s.added), 3),
+                ms(p90(s.added), 3),
+                ms(median(b["exit_added"]), 3),
+                ms(median(s.exit_added), 3),
+            ]
+        )
+    rep.table(
+        [
+            "wrapper",
+            "forwarding added, baseline median ms",
+            "p90 ms",
+            "this run median ms",
+            "p90 ms",
+            "exit added, baseline median ms",
+            "this run median ms",
+        ],
+        rows,
+    )
 
 
 def render(rep: Report, res: dict[str, Any]) -> str:
@@ -1160,11 +1223,11 @@ def render(rep: Report, res: dict[str, Any]) -> str:
     )
     tini_fwd = median(serve["tini"].added) if has_tini else None
     rows = []
-    for name in names:
+    for name in [*names, *([LOGGING] if LOGGING in serve else [])]:
         s = serve[name]
         rows.append(
             [
-                f"`{shown[name]}`",
+                f"`{shown.get(name, 'gsup (log on)')}`",
                 ms(median(s.via), 3),
                 ms(p90(s.via), 3),
                 ms(median(s.direct), 3),
@@ -1185,6 +1248,15 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         ],
         rows,
     )
+    if LOGGING in serve:
+        rep.add(
+            "`gsup (log on)` is gsup without `--quiet`: it writes a line for each signal received "
+            "and forwarded (to the stderr the harness discards). It sends the signal first and "
+            "writes after, so its added latency should match `gsup --quiet`'s.",
+            "",
+        )
+    if rep.baseline:
+        render_baseline(rep, serve)
     if gsup:
         s = serve["gsup"]
         m, q = median(s.added), p90(s.added)
@@ -1610,6 +1682,8 @@ def shown_args(args: argparse.Namespace) -> list[str]:
     shown = ["--quick"] if args.quick else []
     if args.rounds:
         shown += ["--rounds", str(args.rounds)]
+    if args.baseline:
+        shown += ["--baseline", "BASELINE.json"]
     if args.output:
         out = Path(args.output).resolve()
         try:
@@ -1624,6 +1698,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI smoke run: very few rounds")
     parser.add_argument("--rounds", type=int, default=0, help="base number of rounds")
     parser.add_argument("--output", help="markdown file to write (default: see --help)")
+    parser.add_argument(
+        "--baseline",
+        help="the raw results (results/latest.json) of an earlier run, to compare forwarding with",
+    )
     args = parser.parse_args(argv)
     args.argv_shown = shown_args(args)
     if args.rounds < 0:
@@ -1650,6 +1728,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if gsup and not shebang_is_python(gsup.argv[0]):
         log(f"warning: {gsup.argv[0]} is not a Python script (a shim?): start figures include it")
     rep = Report(args, cfg, wrappers, missing, time.monotonic(), os.getloadavg())
+    if args.baseline:
+        rep.baseline = json.loads(Path(args.baseline).read_text())
     if gsup and shebang_is_python(gsup.argv[0]):
         rep.bytecode = compile_gsup(gsup)
         log(f"gsup bytecode: {rep.bytecode}")
@@ -1697,7 +1777,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     raw = BENCH / "results" / "latest.json"  # every sample, for a second look (git-ignored)
     with contextlib.suppress(OSError):
         raw.parent.mkdir(exist_ok=True)
-        raw.write_text(json.dumps({"config": cfg, **res}, default=_jsonable, indent=1))
+        raw.write_text(
+            json.dumps(
+                {"config": cfg, "revision": revision(), "date": datetime.date.today().isoformat(), **res},
+                default=_jsonable,
+                indent=1,
+            )
+        )
     log(f"wrote {output} in {time.monotonic() - rep.started:.0f} s")
     return 0
 
