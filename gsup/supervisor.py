@@ -30,9 +30,9 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
-from gsup import procs, readiness, reaper, spawn
+from gsup import procs, reaper, spawn
 from gsup.errors import GsupError
 from gsup.lifecycle import (
     Action,
@@ -50,6 +50,9 @@ from gsup.lifecycle import (
 from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, Sink, StopCause
 from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, QueuedText, Writer
 from gsup.signals import SignalInbox, block_signals, open_inbox
+
+if TYPE_CHECKING:
+    from gsup.readiness import Attempt
 
 Clock = Callable[[], float]
 
@@ -177,7 +180,7 @@ class _Pipe(NamedTuple):
 class _Attempt(NamedTuple):
     name: str
     number: int
-    attempt: readiness.Attempt
+    attempt: Attempt
 
 
 class Loop:
@@ -277,6 +280,8 @@ class Loop:
                 group_left = group == pid and procs.group_alive(group)
                 self._act(self.machine.on_exit(name, status, now, group_left=group_left, anything_left=left))
             elif pid in self.attempts:
+                from gsup import readiness
+
                 a = self.attempts.pop(pid)
                 code = None if pid in self.expired else status.code
                 self.expired.discard(pid)
@@ -480,6 +485,9 @@ class Loop:
         self.groups[pid] = group
 
     def _probe(self, name: str, number: int) -> None:
+        # Imported at the first attempt: a single command never pays for socket.
+        from gsup import readiness
+
         ready = self.machine.programs[name].spec.ready
         assert ready is not None  # the machine probes only programs with a ready table
         try:
