@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gsupkit import Mode
 from manykit import Fleet
 
 CHILD = str(Path(__file__).resolve().parent.parent / "helpers" / "child.py")
@@ -188,10 +187,9 @@ def subreaper() -> Iterator[None]:
 
 
 @pytest.mark.timeout(30)
-def test_parent_death_signal_reaches_every_program(fleet: Fleet, mode: Mode, subreaper: None) -> None:
+@pytest.mark.parametrize("mode", ["subreaper"], indirect=True)  # as PID 1 the kernel ends them all
+def test_parent_death_signal_reaches_every_program(fleet: Fleet, subreaper: None) -> None:
     """--parent-death-signal TERM: when gsup (not PID 1) is SIGKILLed, every program dies by SIGTERM."""
-    if mode.pid1:
-        pytest.skip("as PID 1 the kernel ends the whole namespace with gsup: nothing to signal")
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)", fleet.token]  # dies by SIGTERM
     run = fleet.start(
         {"a": {"command": sleeper}, "b": {"command": sleeper}},
