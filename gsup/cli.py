@@ -143,6 +143,14 @@ def run(
     config: Annotated[
         Optional[str], typer.Option(envvar=env_name("config"), help="A TOML file of settings ([gsup]).")
     ] = None,
+    timestamps: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--timestamps",
+            envvar=env_name("timestamps"),
+            help="Many programs: an ISO-8601 time in each output line's prefix.",
+        ),
+    ] = None,
     after: Annotated[
         Optional[str], typer.Option(help="drill: send the stop signal this long after the start.")
     ] = None,

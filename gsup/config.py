@@ -21,7 +21,17 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from gsup import budget
 from gsup.errors import UsageError
-from gsup.model import ForwardTo, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
+from gsup.model import (
+    Condition,
+    Dependency,
+    ForwardTo,
+    LivenessSpec,
+    Plan,
+    ProgramSpec,
+    ReadySpec,
+    Restart,
+    RestartSpec,
+)
 from gsup.units import UNCATCHABLE, format_duration, parse_duration, parse_signal
 
 
@@ -52,6 +62,7 @@ OPTIONS: dict[str, object] = {
     "log_format": "text",
     "quiet": False,
     "verbose": False,
+    "timestamps": False,
 }
 
 
@@ -209,6 +220,7 @@ def resolve(
         user=value("user", str),
         stop_signal=value("stop_signal", _signal, kinds=(str, int)),
         success_codes=frozenset(items("success_code", _exit_code)),
+        timestamps=value("timestamps", bool, kinds=(bool,)),
     )
     if config_path and "programs" in data:
         if command:
@@ -221,6 +233,11 @@ def resolve(
             raise UsageError(f"{config_path}: [programs] is empty")
     else:
         single = True
+        if defaults.timestamps:
+            where = _where("timestamps", settings["timestamps"], config_path)
+            raise UsageError(
+                f"{where}: only for the programs of a config file (a single command's output is its own)"
+            )
         programs = (defaults._replace(prefix=None),)  # a single command: its stdio is gsup's
     plan = Plan(
         programs=programs,
@@ -231,6 +248,7 @@ def resolve(
         forward_to=forward_to,
         success_on_stop=value("success_on_stop", bool, kinds=(bool,)),
         parent_death_signal=value("parent_death_signal", _signal, kinds=(str, int)),
+        json_lines=log_format == "json" and not single,
     )
     return Resolved(
         plan=plan,
@@ -301,8 +319,12 @@ _PROGRAM_KEYS = {
     "prefix",
     "timestamps",
     "success_codes",
+    "min_uptime",
+    "required",
+    "liveness",
 }
 _READY_KEYS = {"tcp", "http", "file", "command", "timeout", "interval"}
+_LIVENESS_KEYS = {"tcp", "http", "command", "timeout", "interval", "failures"}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -362,34 +384,81 @@ def _argv(t: _Table, key: str, *, shell: bool) -> tuple[bytes, ...]:
     return tuple(os.fsencode(p) for p in parts)
 
 
-def _ready(path: str, name: str, raw: Any) -> ReadySpec:
-    where = f"[programs.{name}.ready]"
+def _check(path: str, name: str, key: str, raw: Any, kinds: tuple[str, ...], keys: set[str]) -> _Table:
+    """The table of a program's ``ready`` or ``liveness`` check, with exactly one of *kinds*."""
     if not isinstance(raw, dict):
         example = '{ tcp = "127.0.0.1:8000" }'
-        raise UsageError(f"{path}: [programs.{name}] ready: expected a table like {example}")
-    t = _Table(path, where, raw, _READY_KEYS)
-    kinds = [k for k in ("tcp", "http", "file", "command") if k in raw]
-    if len(kinds) != 1:
-        raise UsageError(f"{path}: {where} needs exactly one of tcp, http, file, command")
-    kind = kinds[0]
-    timeout = t.duration("timeout", 30.0)
-    interval = t.duration("interval", 0.25)
-    assert timeout is not None and interval is not None  # defaults given
-    from gsup.readiness import MIN_INTERVAL, Probe  # only for configs that probe: it imports socket
+        raise UsageError(f"{path}: [programs.{name}] {key}: expected a table like {example}")
+    t = _Table(path, f"[programs.{name}.{key}]", raw, keys)
+    if len([k for k in kinds if k in raw]) != 1:
+        raise UsageError(f"{path}: [programs.{name}.{key}] needs exactly one of {', '.join(kinds)}")
+    return t
 
-    if interval < MIN_INTERVAL:
-        raise t.fail(
-            "interval", f"{format_duration(interval)} is too short: at least {format_duration(MIN_INTERVAL)}"
-        )
+
+def _target(t: _Table, kinds: tuple[str, ...]) -> tuple[str, str, tuple[bytes, ...]]:
+    """A check's kind, its target as text, and for a command its argv."""
+    kind = next(k for k in kinds if k in t.table)
     if kind == "command":
         argv = _argv(t, "command", shell=False)
-        return ReadySpec(kind, " ".join(os.fsdecode(a) for a in argv), argv, timeout, interval)
+        return kind, " ".join(os.fsdecode(a) for a in argv), argv
+    from gsup.readiness import Probe  # only for configs that probe: it imports socket
+
     target = t.get(kind, (str,), "a string", None)
     try:
         probe = Probe.parse(f"{kind}={target}")
     except UsageError as e:
         raise t.fail(kind, e.message.split(": ", 1)[-1]) from None
-    return ReadySpec(probe.kind, probe.target, (), timeout, interval)
+    return probe.kind, probe.target, ()
+
+
+def _interval(t: _Table, default: float) -> float:
+    from gsup.readiness import MIN_INTERVAL
+
+    interval = t.duration("interval", default)
+    assert interval is not None  # a default is given
+    if interval < MIN_INTERVAL:
+        raise t.fail(
+            "interval", f"{format_duration(interval)} is too short: at least {format_duration(MIN_INTERVAL)}"
+        )
+    return interval
+
+
+def _ready(path: str, name: str, raw: Any) -> ReadySpec:
+    kinds = ("tcp", "http", "file", "command")
+    t = _check(path, name, "ready", raw, kinds, _READY_KEYS)
+    timeout = t.duration("timeout", 30.0)
+    assert timeout is not None  # a default is given
+    kind, target, argv = _target(t, kinds)
+    return ReadySpec(kind, target, argv, timeout, _interval(t, 0.25))
+
+
+def _liveness(path: str, name: str, raw: Any) -> LivenessSpec:
+    kinds = ("http", "tcp", "command")
+    t = _check(path, name, "liveness", raw, kinds, _LIVENESS_KEYS)
+    timeout = t.duration("timeout", 2.0)
+    assert timeout is not None  # a default is given
+    if timeout <= 0:
+        raise t.fail("timeout", "must be more than 0")
+    failures = t.get("failures", (int,), "a whole number of failures in a row", 3)
+    if failures < 1:
+        raise t.fail("failures", "must be at least 1")
+    kind, target, argv = _target(t, kinds)
+    return LivenessSpec(kind, target, argv, _interval(t, 10.0), timeout, failures)
+
+
+def _depends_on(t: _Table) -> tuple[Dependency, ...]:
+    """``depends_on``: an array of names, or a table of name = condition."""
+    raw = t.get("depends_on", (list, dict), 'a list of names or a table like { db = "ready" }', [])
+    if isinstance(raw, list):
+        return tuple(Dependency(n) for n in t.strings("depends_on"))
+    out = []
+    for dep, cond in raw.items():
+        try:
+            out.append(Dependency(dep, Condition(cond)))
+        except ValueError:
+            conditions = ", ".join(c.value for c in Condition)
+            raise t.fail("depends_on", f"{dep} = {cond!r}: the condition is one of {conditions}") from None
+    return tuple(out)
 
 
 def programs_from(
@@ -449,10 +518,12 @@ def programs_from(
         if max_restarts < 0:
             raise t.fail("max_restarts", "must not be negative")
         prefix_raw = t.get("prefix", (str, bool), "a string or false", True)
-        prefix = name if prefix_raw is True else None if prefix_raw is False else prefix_raw
+        prefix = name if prefix_raw is True else "" if prefix_raw is False else prefix_raw
         oneshot = t.get("oneshot", (bool,), "true or false", False)
         if oneshot and policy is Restart.ALWAYS:
             raise t.fail("restart", "a oneshot cannot restart always")
+        if oneshot and "liveness" in raw:
+            raise t.fail("liveness", "a oneshot is not checked for liveness (it is meant to exit)")
         specs[name] = ProgramSpec(
             argv=_argv(t, "command", shell=shell),
             name=name,
@@ -462,20 +533,23 @@ def programs_from(
             stop_signal=stop_signal,
             success_codes=success_codes,
             grace=program_grace,
-            depends_on=tuple(t.strings("depends_on")),
+            depends_on=_depends_on(t),
             oneshot=oneshot,
             ready=_ready(path, name, raw["ready"]) if "ready" in raw else None,
+            liveness=_liveness(path, name, raw["liveness"]) if "liveness" in raw else None,
             restart=RestartSpec(
                 policy=policy,
                 max_restarts=max_restarts,
                 backoff=t.duration("backoff", 0.5) or 0.0,
                 backoff_max=t.duration("backoff_max", 30.0) or 0.0,
+                min_uptime=t.duration("min_uptime", 10.0) or 0.0,
             ),
+            required=t.get("required", (bool,), "true or false", True),
             prefix=prefix,
-            timestamps=t.get("timestamps", (bool,), "true or false", False),
+            timestamps=t.get("timestamps", (bool,), "true or false", defaults.timestamps),
         )
     for name, spec in specs.items():
-        for dep in spec.depends_on:
+        for dep in spec.needs:
             if dep not in specs:
                 raise UsageError(f"{path}: [programs.{name}] depends_on: unknown program {dep!r}")
             if dep == name:
@@ -495,7 +569,7 @@ def start_order(path: str, specs: Mapping[str, ProgramSpec]) -> list[str]:
             cycle = [*trail[trail.index(name) :], name]
             raise UsageError(f"{path}: dependency cycle: {' -> '.join(cycle)}")
         state[name] = 1
-        for dep in specs[name].depends_on:
+        for dep in specs[name].needs:
             visit(dep, [*trail, name])
         state[name] = 2
         order.append(name)

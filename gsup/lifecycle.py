@@ -50,7 +50,7 @@ from types import MappingProxyType
 from typing import NamedTuple, Optional, Tuple, Union
 
 from gsup import status as rules
-from gsup.model import STOP_SIGNALS, ChildStatus, ForwardTo, Plan, ProgramSpec, Restart
+from gsup.model import STOP_SIGNALS, ChildStatus, Condition, Dependency, ForwardTo, Plan, ProgramSpec, Restart
 from gsup.units import format_duration, signal_name
 
 
@@ -89,7 +89,8 @@ class Start(NamedTuple):
 
 
 class Probe(NamedTuple):
-    """Make readiness attempt *attempt* of *name*; report it with ``on_probe``.
+    """Make attempt *attempt* of *name*'s readiness check (with *live*: of its
+    liveness check); report it with ``on_probe``.
 
     The number tells a result from an earlier one that arrives late: only the
     attempt the machine waits for counts.
@@ -97,6 +98,7 @@ class Probe(NamedTuple):
 
     name: str
     attempt: int
+    live: bool = False
 
 
 class Send(NamedTuple):
@@ -162,14 +164,19 @@ class Program:
     """The machine's view of one program: its spec and where it is."""
 
     __slots__ = (
+        "check_failed",
         "ended_in_stop",
         "exited_at",
+        "failed_runs",
         "failure",
         "group_signalled",
         "kill_at",
         "kill_reason",
         "killed",
         "last_probe",
+        "live_failures",
+        "live_next",
+        "live_probing",
         "next_probe",
         "pid",
         "probing",
@@ -194,7 +201,14 @@ class Program:
         self.probing: Optional[int] = None  # the attempt whose result is awaited
         self.last_probe = ""  # what the last attempt saw, for "not ready within"
         self.restart_at: Optional[float] = None
-        self.restarts = 0
+        self.restarts = 0  # restarts that happened
+        self.failed_runs = 0  # failed runs in a row (a run of min_uptime forgives)
+        self.live_next: Optional[float] = None  # the next liveness attempt
+        self.live_probing: Optional[int] = None  # the liveness attempt whose result is awaited
+        self.live_failures = 0  # liveness attempts failed in a row
+        #: gsup stopped it alone because a check failed (liveness, or readiness when not required):
+        #: whatever it exits with, the run failed.
+        self.check_failed: Optional[str] = None
         self.signalled_at: Optional[float] = None  # its stop signal went out
         self.stop_sig: Optional[int] = None
         self.group_signalled = False  # ...to its whole group (so its leftovers have it)
@@ -234,9 +248,7 @@ class Lifecycle:
         self.terminal = terminal
         self.pid1 = pid1
         self.programs = {p.name: Program(p) for p in plan.programs}
-        self.dependents = {
-            name: [q.name for q in plan.programs if name in q.depends_on] for name in self.programs
-        }
+        self.dependents = {name: [q.name for q in plan.programs if name in q.needs] for name in self.programs}
         self.phase = Phase.RUNNING
         self.started_at = now
         self.stopping_since: Optional[float] = None
@@ -314,6 +326,8 @@ class Lifecycle:
                 due += [t for t in (p.next_probe, p.ready_by) if t is not None]
             elif p.state is State.BACKOFF and p.restart_at is not None:
                 due.append(p.restart_at)
+            elif p.state is State.READY and p.live_next is not None:
+                due.append(p.live_next)
             if p.running and p.kill_at is not None and not p.killed:
                 due.append(p.kill_at)
         due += self.lingering.values()
@@ -337,6 +351,8 @@ class Lifecycle:
         p.signalled_at = p.stop_sig = p.kill_at = None
         p.group_signalled = p.killed = p.ended_in_stop = False
         p.probing = None  # an attempt for an earlier start may still report: it is not this one's
+        p.live_next = p.live_probing = p.check_failed = None
+        p.live_failures = 0
         fields = {"program": name, "pid": pid, "command": p.spec.display}
         if self.plan.single:
             note = Note(
@@ -349,11 +365,11 @@ class Lifecycle:
             p.state = State.STARTING
             p.ready_by = now + p.spec.ready.timeout
             p.next_probe = now
-            return actions
+            return actions + self._start_ready_ones(now)  # what waits for it to be started
         p.state = State.READY
         if not p.spec.oneshot:
-            actions += self._start_ready_ones(now)
-        return actions
+            self._watch(p, now)
+        return actions + self._start_ready_ones(now)
 
     def on_spawn_failed(
         self, name: str, message: str, code: int, now: float, *, anything_left: bool = False
@@ -371,12 +387,15 @@ class Lifecycle:
         program, or one that was still running when the stop began.
         """
         p = self.programs[name]
+        if attempt == p.live_probing:
+            return self._on_liveness(p, ok, now, detail)
         if attempt != p.probing or p.state is not State.STARTING or p.spec.ready is None:
             return []
         p.probing = None
         p.last_probe = detail
         if ok:
             p.state, p.next_probe, p.ready_by = State.READY, None, None
+            self._watch(p, now)
             took = now - (p.started_at or now)
             actions: list[Action] = [
                 Note(
@@ -386,6 +405,36 @@ class Lifecycle:
             return actions + self._start_ready_ones(now)
         p.next_probe = now + p.spec.ready.interval
         return []
+
+    def _watch(self, p: Program, now: float) -> None:
+        """A program just became ready: its liveness checks begin, one interval on."""
+        if p.spec.liveness is not None and not self.stopping:
+            p.live_next = now + p.spec.liveness.interval
+
+    def _on_liveness(self, p: Program, ok: bool, now: float, detail: str) -> list[Action]:
+        live = p.spec.liveness
+        p.live_probing = None
+        if live is None or p.state is not State.READY or self.stopping or p.check_failed:
+            return []
+        if ok:
+            p.live_failures = 0
+            p.live_next = now + live.interval
+            return []
+        p.live_failures += 1
+        if p.live_failures < live.failures:
+            p.live_next = now + live.interval
+            return [
+                Note(
+                    "liveness_failed",
+                    f"{p.name}: liveness check failed ({detail}), {p.live_failures}/{live.failures} in a row",
+                    {"program": p.name, "failures": p.live_failures, "saw": detail},
+                )
+            ]
+        why = (
+            f"{p.name} failed its liveness check {p.live_failures} times in a row "
+            f"({live.kind}={live.target}: {detail})"
+        )
+        return self._stop_one(p, now, why)
 
     def on_exit(
         self,
@@ -515,14 +564,23 @@ class Lifecycle:
                     saw = f"; the last attempt saw: {p.last_probe}" if p.last_probe else ""
                     msg = f"{p.name} not ready within {format_duration(r.timeout)} ({r.kind}={r.target}{saw})"
                     p.next_probe = p.probing = p.ready_by = None
-                    actions += self._fail(p.name, rules.EXIT_NOT_READY, msg, now)
+                    if p.spec.required:
+                        actions += self._fail(p.name, rules.EXIT_NOT_READY, msg, now)
+                    else:  # only this one fails: it is stopped, and ends (or restarts) like a failed run
+                        actions += self._stop_one(p, now, msg)
                 elif p.next_probe is not None and now >= p.next_probe:
                     p.next_probe = None  # until the result is in
                     self.attempts += 1
                     p.probing = self.attempts
                     actions.append(Probe(p.name, self.attempts))
+            elif p.state is State.READY and p.live_next is not None and now >= p.live_next:
+                p.live_next = None  # until the result is in
+                self.attempts += 1
+                p.live_probing = self.attempts
+                actions.append(Probe(p.name, self.attempts, live=True))
             elif p.state is State.BACKOFF and p.restart_at is not None and now >= p.restart_at:
                 p.restart_at = None
+                p.restarts += 1  # counted when it happens: a stop during the backoff prevents it
                 p.state = State.STARTING  # until on_started says more
                 actions.append(Start(p.name))
         return actions
@@ -530,59 +588,136 @@ class Lifecycle:
     # -- internals: starting ---------------------------------------------------------
 
     def _start_ready_ones(self, now: float) -> list[Action]:
+        """Start every waiting program whose conditions are met; fail one whose can no longer be."""
         if self.stopping:
             return []
         actions: list[Action] = []
         for p in self.programs.values():
             if p.state is not State.WAITING:
                 continue
-            if all(self._satisfied(self.programs[d]) for d in p.spec.depends_on):
+            met = [(d, self._met(d)) for d in p.spec.depends_on]
+            broken = next((d for d, m in met if m is False), None)
+            if broken is not None:
+                p.state = State.SKIPPED
+                actions += self._fail(p.name, rules.EXIT_NOT_READY, self._cannot_start(p, broken), now)
+                if self.stopping:
+                    return actions
+            elif all(m for _, m in met):
                 p.state = State.STARTING  # until on_started says more
                 actions.append(Start(p.name))
         return actions
 
-    @staticmethod
-    def _satisfied(dep: Program) -> bool:
-        if dep.spec.oneshot:
-            return dep.state is State.DONE and dep.status is not None and dep.status.shell_code == 0
-        return dep.state is State.READY
+    def _met(self, d: Dependency) -> Optional[bool]:
+        """Whether dependency *d* is met: True, False when it can no longer be, None not yet."""
+        dep = self.programs[d.name]
+        cond = d.resolved(dep.spec.oneshot)
+        over = dep.state in (State.DONE, State.SKIPPED)  # it will not run again
+        if cond is Condition.STARTED:
+            return True if dep.pid is not None else (False if over else None)
+        if cond is Condition.READY:
+            return True if dep.state is State.READY else (False if over else None)
+        if not over:
+            return None
+        if cond is Condition.COMPLETED:
+            return dep.status is not None  # False: it never ran
+        return dep.status is not None and rules.succeeded(dep.status, dep.spec.success_codes)
+
+    def _cannot_start(self, p: Program, d: Dependency) -> str:
+        dep = self.programs[d.name]
+        cond = d.resolved(dep.spec.oneshot)
+        wants = {
+            Condition.STARTED: "to have started",
+            Condition.READY: "to be ready",
+            Condition.COMPLETED: "to have exited",
+            Condition.SUCCEEDED: "to have succeeded",
+        }[cond]
+        if dep.status is not None:
+            what = dep.status.describe()
+        elif dep.failure:
+            what = f"failed: {dep.failure}"
+        else:
+            what = "never started"
+        return f"{p.name} cannot start: it needs {d.name} {wants} ({cond.value}), and {d.name} {what}"
 
     def _on_own_exit(self, p: Program, status: ChildStatus, was_ready: bool, now: float) -> list[Action]:
-        """A program exited with no stop under way: restart it, go on, or stop the others."""
-        spec, failed = p.spec, status.shell_code != 0
-        if spec.oneshot and not failed:
+        """A program exited with no stop of the whole under way: restart it, go on, or stop the others."""
+        spec, restart = p.spec, p.spec.restart
+        ok = rules.succeeded(status, spec.success_codes) and p.check_failed is None
+        if p.started_at is not None and now - p.started_at >= restart.min_uptime:
+            p.failed_runs = 0  # a long enough run forgives what came before
+        if not ok:
+            p.failed_runs += 1
+        if spec.oneshot and ok:
             return self._start_ready_ones(now)
-        policy = spec.restart.policy
-        if policy is Restart.ALWAYS or (policy is Restart.ON_FAILURE and failed):
-            if p.restarts < spec.restart.max_restarts:
-                delay = min(spec.restart.backoff * 2**p.restarts, spec.restart.backoff_max)
-                p.restarts += 1
+        ended = p.check_failed or f"{p.name} {status.describe()}"
+        if restart.policy is Restart.ALWAYS or (restart.policy is Restart.ON_FAILURE and not ok):
+            if ok or p.failed_runs <= restart.max_restarts:
+                delay = min(restart.backoff * 2 ** max(0, p.failed_runs - 1), restart.backoff_max)
                 p.state, p.restart_at = State.BACKOFF, now + delay
+                in_a_row = (
+                    f", {p.failed_runs}/{restart.max_restarts} failed in a row" if p.failed_runs else ""
+                )
                 return [
                     Note(
                         "restart_scheduled",
-                        f"{p.name}: restart {p.restarts}/{spec.restart.max_restarts}"
-                        f" in {format_duration(delay)}",
-                        {"program": p.name, "restart": p.restarts, "delay": delay},
+                        f"{p.name}: restart in {format_duration(delay)}{in_a_row}",
+                        {"program": p.name, "failed_runs": p.failed_runs, "delay": delay},
                     )
                 ]
-            why = f"{p.name} {status.describe()} and gave up after {p.restarts} restart(s)"
+            why = f"{ended} and gave up after {p.restarts} restart(s)"
             return self._fail(p.name, status.shell_code or 1, why, now)
-        if failed:
+        if not ok:
             what = "oneshot" if spec.oneshot else "program"
-            return self._fail(p.name, status.shell_code, f"{what} {p.name} {status.describe()}", now)
+            why = p.check_failed or f"{what} {p.name} {status.describe()}"
+            return self._fail(p.name, status.shell_code or 1, why, now)
         if not was_ready and not spec.oneshot and spec.ready is not None:
-            why = f"{p.name} {status.describe()} before it was ready"
-            return self._fail(p.name, rules.EXIT_NOT_READY, why, now)
+            return self._fail(
+                p.name, rules.EXIT_NOT_READY, f"{p.name} {status.describe()} before it was ready", now
+            )
+        if not spec.required:
+            note = Note(
+                "program_ended",
+                f"{p.name}: {status.describe()}; not required: the others run on",
+                {"program": p.name},
+            )
+            return [note, *self._start_ready_ones(now)]
         return self._stop(now, f"{p.name} exited ({status.describe()}); the container is whole or not at all")
 
     def _fail(self, name: str, code: int, message: str, now: float) -> list[Action]:
+        p = self.programs[name]
+        p.failure = message
+        if not p.spec.required:  # its end is its own: the others run on, gsup's status is theirs
+            note = Note(
+                "failed", f"{message}; not required: the others run on", {"program": name, "code": code}
+            )
+            return [note, *self._start_ready_ones(now)]
         if self.first_failure is None and not self.stopping:
             self.first_failure = (name, code)
-        self.programs[name].failure = message
         if self.plan.single:  # its exit is the report: nothing else to stop
             return self._stop(now, message)
         return [Note("failed", message, {"program": name, "code": code}), *self._stop(now, message)]
+
+    def _stop_one(self, p: Program, now: float, why: str) -> list[Action]:
+        """Stop *p* alone, its check having failed: its stop signal, its grace, then SIGKILL."""
+        p.check_failed = why
+        p.live_next = p.live_probing = p.next_probe = p.probing = p.ready_by = None
+        sig = self._stop_signal_for(p)
+        p.signalled_at, p.stop_sig, p.group_signalled = now, sig, self._to_group
+        p.kill_at = now + self._grace_of(p)
+        return [
+            Note("check_failed", f"{why}: stopping it", {"program": p.name, "reason": why}),
+            Send(sig, p.name, self._to_group, cont=sig != signal.SIGCONT),
+            Note(
+                "signal_forwarded",
+                f"{p.name}: sent {signal_name(sig)}",
+                {
+                    "program": p.name,
+                    "signal": signal_name(sig),
+                    "stop": True,
+                    "kill_in": round(p.kill_at - now, 6),
+                },
+            ),
+        ]
 
     # -- internals: leftovers -------------------------------------------------------
 
@@ -710,6 +845,7 @@ class Lifecycle:
             if p.state in (State.WAITING, State.BACKOFF):
                 p.state, p.restart_at = State.SKIPPED if p.state is State.WAITING else State.DONE, None
             p.next_probe = p.probing = None  # no more probing: a result still to come is ignored
+            p.live_next = p.live_probing = None
             p.ready_by = None  # nor a readiness timeout: a program being stopped has not "failed"
         if self.plan.single:
             return []  # "received SIGTERM" says it: no line more

@@ -39,6 +39,29 @@ class Restart(str, enum.Enum):
     ALWAYS = "always"
 
 
+class Condition(str, enum.Enum):
+    """What a program waits for before it starts, of each of its dependencies."""
+
+    STARTED = "started"  # the process exists (it was started)
+    READY = "ready"  # its readiness check passed
+    COMPLETED = "completed"  # it exited, with any status
+    SUCCEEDED = "succeeded"  # it exited 0, or with one of its success codes
+
+
+class Dependency(NamedTuple):
+    """One entry of ``depends_on``: a program's name and what to wait for."""
+
+    name: str
+    #: None: what the array form means, ``succeeded`` for a oneshot, else ``ready``.
+    condition: Optional[Condition] = None
+
+    def resolved(self, oneshot: bool) -> Condition:
+        """The condition, given whether the dependency is a oneshot."""
+        if self.condition is not None:
+            return self.condition
+        return Condition.SUCCEEDED if oneshot else Condition.READY
+
+
 class ReadySpec(NamedTuple):
     """How to tell that a program is ready: one probe kind and its timing."""
 
@@ -49,11 +72,25 @@ class ReadySpec(NamedTuple):
     interval: float = 0.25
 
 
+class LivenessSpec(NamedTuple):
+    """How to tell that a ready program still works: restart it after *failures* in a row."""
+
+    kind: str  # tcp | http | command
+    target: str
+    argv: Tuple[bytes, ...] = ()  # for command
+    interval: float = 10.0
+    timeout: float = 2.0  # of one attempt
+    failures: int = 3
+
+
 class RestartSpec(NamedTuple):
     policy: Restart = Restart.NEVER
+    #: How many failed runs in a row are restarted; the next one gives up.
     max_restarts: int = 5
-    backoff: float = 0.5  # the first delay; doubled after each restart
+    backoff: float = 0.5  # the first delay; doubled after each failed run in a row
     backoff_max: float = 30.0
+    #: A run at least this long forgives: the count of failed runs and the backoff start again.
+    min_uptime: float = 10.0
 
 
 class ProgramSpec(NamedTuple):
@@ -77,17 +114,27 @@ class ProgramSpec(NamedTuple):
     #: Exit statuses reported as 0 when gsup stopped the program.
     success_codes: FrozenSet[int] = frozenset()
     grace: Optional[float] = None  # None: the whole grace of the plan
-    depends_on: Tuple[str, ...] = ()
+    depends_on: Tuple[Dependency, ...] = ()
     oneshot: bool = False
     ready: Optional[ReadySpec] = None
+    liveness: Optional[LivenessSpec] = None
     restart: RestartSpec = RestartSpec()
-    prefix: Optional[str] = ""  # "": the name; None: its stdio is gsup's (no pipes)
+    #: False: its end (after its restarts) does not stop the others, nor fail gsup.
+    required: bool = True
+    #: The label before each of its output lines: "" for none (its lines still
+    #: come whole, through a pipe); None: its stdio is gsup's (a single command).
+    prefix: Optional[str] = ""
     timestamps: bool = False
 
     @property
     def display(self) -> str:
         """The command line as text, for messages."""
         return " ".join(os.fsdecode(a) for a in self.argv)
+
+    @property
+    def needs(self) -> Tuple[str, ...]:
+        """The names of the programs it depends on."""
+        return tuple(d.name for d in self.depends_on)
 
 
 class Plan(NamedTuple):
@@ -107,6 +154,8 @@ class Plan(NamedTuple):
     forward_to: ForwardTo = ForwardTo.GROUP
     success_on_stop: bool = False
     parent_death_signal: Optional[signal.Signals] = None
+    #: The programs' output lines as JSON objects (with ``--log-format json``).
+    json_lines: bool = False
     #: How long gsup waits for processes to vanish after its SIGKILL before it
     #: gives up on them (a process in uninterruptible sleep cannot die at once).
     kill_wait: float = 2.0

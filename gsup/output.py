@@ -1,15 +1,16 @@
-"""Program output in many-programs mode: bytes -> whole lines -> prefixed, written.
+"""Program output in many-programs mode: bytes -> whole lines -> prefixed (or JSON), written.
 
 Owns: line splitting (a line is never split, except a line longer than
 ``LINE_LIMIT``, passed in pieces instead of held in memory; the last line
 without a newline is flushed at the end), the prefix (``web | ``, coloured
-on a terminal, optional timestamps), and writing to gsup's own stdout and
+on a terminal, optional ISO-8601 timestamps) or the JSON object of each
+line (``--log-format json``), and writing to gsup's own stdout and
 stderr without ever blocking the loop for long: the loop writes only what
 the descriptor can take now, and stops reading programs while too much is
 pending, so back-pressure reaches the programs and memory stays bounded.
 
 Why not O_NONBLOCK on stdout: gsup's stdout is usually shared (a terminal,
-the container's log pipe, programs with ``prefix = false``), and the flag
+the container's log pipe), and the flag
 belongs to the shared file description: others would start seeing EAGAIN.
 So writes stay blocking, sized to what ``poll`` says fits.
 
@@ -24,7 +25,7 @@ import select
 import stat
 import time
 from collections import deque
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 #: Longest line held in memory; longer lines go out in pieces of this size.
 LINE_LIMIT = 64 * 1024
@@ -35,6 +36,19 @@ _PIPE_BUF = 4096
 _COLOURS = (36, 33, 32, 35, 34, 31, 96, 93, 92, 95, 94, 91)
 
 
+class Line(NamedTuple):
+    """One line of a program's output, or a piece of a long one.
+
+    *data* has no newline. *newline*: the program wrote one after it (false
+    for a piece of a long line and for a last line that had none);
+    *continued*: a piece, the rest of the same line follows.
+    """
+
+    data: bytes
+    newline: bool = True
+    continued: bool = False
+
+
 class LineBuffer:
     """Accumulates one stream's bytes and hands out complete lines."""
 
@@ -42,10 +56,10 @@ class LineBuffer:
         self.limit = limit
         self._partial = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The complete lines in *data* (with what came before), each ending in b"\\n"."""
+    def feed(self, data: bytes) -> list[Line]:
+        """The complete lines in *data* (with what came before), and the pieces of long ones."""
         self._partial += data
-        lines: list[bytes] = []
+        lines: list[Line] = []
         start = 0
         buf = self._partial
         while True:
@@ -53,44 +67,85 @@ class LineBuffer:
             if nl < 0:
                 break
             while nl - start > self.limit:  # a long line: its pieces first
-                lines.append(bytes(buf[start : start + self.limit]) + b"\n")
+                lines.append(Line(bytes(buf[start : start + self.limit]), False, True))
                 start += self.limit
-            lines.append(bytes(buf[start : nl + 1]))
+            lines.append(Line(bytes(buf[start:nl])))
             start = nl + 1
         # Hold at most `limit` bytes: a line of exactly `limit` may still get
         # its newline and go out whole.
         while len(buf) - start > self.limit:
-            lines.append(bytes(buf[start : start + self.limit]) + b"\n")
+            lines.append(Line(bytes(buf[start : start + self.limit]), False, True))
             start += self.limit
         del buf[:start]
         return lines
 
-    def flush(self) -> Optional[bytes]:
-        """The last line without a newline, if any (given one)."""
+    def flush(self) -> Optional[Line]:
+        """The last line, written without a newline, if any."""
         if not self._partial:
             return None
-        rest = bytes(self._partial) + b"\n"
+        rest = Line(bytes(self._partial), newline=False)
         self._partial.clear()
         return rest
 
 
+def iso_time(now: float) -> str:
+    """*now* (time.time()) as ISO-8601 in UTC, to the millisecond: ``2026-12-02T18:16:21.123Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
 class Prefixer:
-    """The prefix of each line of one program: ``name | ``, padded, maybe coloured."""
+    """Each line of one program as text: ``name | line``, padded, maybe coloured and timed.
+
+    Every line ends with a newline, the pieces of a long line and a last
+    line that had none too, so no line is ever glued to another program's.
+    An empty label (``prefix = false``) leaves the line as the program wrote it.
+    """
 
     def __init__(self, label: str, width: int, index: int, *, colour: bool, timestamps: bool) -> None:
-        text = f"{label:<{width}} | ".encode()
-        if colour:
+        text = f"{label:<{width}} | ".encode() if label else b""
+        if colour and label:
             code = _COLOURS[index % len(_COLOURS)]
             text = f"\x1b[{code}m".encode() + text + b"\x1b[0m"
         self.text = text
         self.timestamps = timestamps
 
-    def __call__(self, line: bytes) -> bytes:
+    def __call__(self, line: Line) -> bytes:
         if self.timestamps:
-            now = time.time()
-            stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d} "
-            return stamp.encode() + self.text + line
-        return self.text + line
+            return f"{iso_time(time.time())} ".encode() + self.text + line.data + b"\n"
+        return self.text + line.data + b"\n"
+
+
+class JsonLines:
+    """Each line of one program as one JSON object (``--log-format json``).
+
+    ``{"ts": …, "program": "web", "stream": "stdout", "line": "…"}``, with
+    ``ts`` on the clock of gsup's own events (monotonic, as theirs). Bytes
+    that are not UTF-8 cannot be a JSON string: "line" then holds them
+    decoded with U+FFFD in their place, and "base64" the exact bytes. A
+    piece of a long line has ``"continued": true``; a last line written
+    without a newline ``"newline": false``.
+    """
+
+    def __init__(self, program: str, stream: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.head = {"program": program, "stream": stream}
+        self.clock = clock
+
+    def __call__(self, line: Line) -> bytes:
+        import json
+
+        record: dict[str, object] = {"ts": round(self.clock(), 6), **self.head}
+        try:
+            record["line"] = line.data.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+
+            record["line"] = line.data.decode("utf-8", "replace")
+            record["base64"] = base64.b64encode(line.data).decode("ascii")
+        if line.continued:
+            record["continued"] = True
+        elif not line.newline:
+            record["newline"] = False
+        return json.dumps(record).encode() + b"\n"
 
 
 class Writer:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import NamedTuple, Optional
 
 from gsup.errors import UsageError
-from gsup.model import ReadySpec
+from gsup.model import LivenessSpec, ReadySpec
 
 KINDS = ("tcp", "http", "file")
 #: How long one attempt may take at most (its interval, if shorter).
@@ -172,26 +172,30 @@ class Attempt(NamedTuple):
     deadline: float
 
 
-def attempt_timeout(ready: ReadySpec) -> float:
-    return min(ATTEMPT_TIMEOUT, max(0.05, ready.interval))
+def attempt_timeout(check: ReadySpec | LivenessSpec) -> float:
+    """How long one attempt of *check* may take: a readiness attempt at most 1 s (or its
+    interval, if shorter); a liveness attempt its own timeout."""
+    if isinstance(check, LivenessSpec):
+        return check.timeout
+    return min(ATTEMPT_TIMEOUT, max(0.05, check.interval))
 
 
-def start_attempt(ready: ReadySpec, env: Mapping[bytes, bytes], now: float) -> Attempt:
-    """Begin one attempt of *ready* in a child process, in a process group of its own.
+def start_attempt(check: ReadySpec | LivenessSpec, env: Mapping[bytes, bytes], now: float) -> Attempt:
+    """Begin one attempt of *check* in a child process, in a process group of its own.
 
     Raises ``GsupError`` when a command probe cannot be started (its child
     then has exited already and must still be collected: ``error.pid``).
     """
-    timeout = attempt_timeout(ready)
+    timeout = attempt_timeout(check)
     deadline = now + timeout + GRACE_FOR_ATTEMPT
-    if ready.kind == "command":
+    if check.kind == "command":
         from gsup import spawn
         from gsup.model import ProgramSpec
 
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             pid = spawn.spawn(
-                ProgramSpec(argv=ready.argv, name="ready"),
+                ProgramSpec(argv=check.argv, name="check"),
                 own_group=True,
                 env=env,
                 stdio=(devnull, devnull, 2),
@@ -199,7 +203,7 @@ def start_attempt(ready: ReadySpec, env: Mapping[bytes, bytes], now: float) -> A
         finally:
             os.close(devnull)
         return Attempt(pid, -1, deadline)
-    probe = Probe(ready.kind, ready.target)
+    probe = Probe(check.kind, check.target)
     read_end, write_end = os.pipe()  # close-on-exec, not that anything execs
     pid = os.fork()
     if pid == 0:  # the attempt: no exec, so nothing of gsup's may run here but this

@@ -173,7 +173,7 @@ def stop_stages(programs: Sequence[ProgramSpec]) -> list[list[str]]:
     A program is signalled once every program that depends on it has exited,
     so the first stage is the programs nothing depends on.
     """
-    dependents = {p.name: {q.name for q in programs if p.name in q.depends_on} for p in programs}
+    dependents = {p.name: {q.name for q in programs if p.name in q.needs} for p in programs}
     stages: list[list[str]] = []
     placed: set[str] = set()
     while len(placed) < len(programs):
@@ -193,7 +193,17 @@ def program_lines(resolved: Resolved) -> list[str]:
     for i, p in enumerate(plan.programs, 1):
         extra = []
         if p.depends_on:
-            extra.append("after " + ", ".join(p.depends_on))
+            oneshot = {q.name: q.oneshot for q in plan.programs}
+            conditions = [f"{d.name} {d.resolved(oneshot[d.name]).value}" for d in p.depends_on]
+            extra.append("after " + ", ".join(conditions))
+        if not p.required:
+            extra.append("not required")
+        if p.liveness:
+            lv = p.liveness
+            extra.append(
+                f"alive while {lv.kind}={lv.target} answers (every {format_duration(lv.interval)}, "
+                f"restart after {lv.failures} failures)"
+            )
         if p.oneshot:
             extra.append("oneshot: must exit 0")
         if p.ready:
@@ -201,7 +211,10 @@ def program_lines(resolved: Resolved) -> list[str]:
                 f"ready when {p.ready.kind}={p.ready.target} (within {format_duration(p.ready.timeout)})"
             )
         if p.restart.policy.value != "never":
-            extra.append(f"restart {p.restart.policy.value} (max {p.restart.max_restarts})")
+            extra.append(
+                f"restart {p.restart.policy.value} (up to {p.restart.max_restarts} failed runs in a row; "
+                f"a run of {format_duration(p.restart.min_uptime)} forgives)"
+            )
         if p.user:
             extra.append(f"as {p.user}")
         if p.success_codes:

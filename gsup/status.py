@@ -9,6 +9,9 @@ the many-programs rule come from. Pure: imports the standard library and
       it exited with N                                    N
       it was killed by signal S (not gsup's SIGKILL)      128+S
       gsup stopped it, status in its success codes        0
+      (on its own, 0 or a success code "succeeded": a
+      oneshot's dependents start, on-failure does not
+      restart it; its status stays its own)
       gsup stopped it, --success-on-stop, and it ended
         by that very signal (killed, or 128+S)            0
       grace ran out (or 2nd Ctrl+C), gsup sent SIGKILL    137
@@ -60,6 +63,11 @@ def exit_status(
         if success_on_stop and code - 128 in stop_signals:
             return 0
     return code
+
+
+def succeeded(status: ChildStatus, success_codes: Collection[int] = ()) -> bool:
+    """A program that ended by itself "exited successfully": 0, or one of its success codes."""
+    return status.shell_code == 0 or status.shell_code in success_codes
 
 
 def plan_status(*, failed: Optional[int], single: Optional[int], force_killed: bool) -> int:

@@ -48,7 +48,7 @@ from gsup.lifecycle import (
     SuspendSelf,
 )
 from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, Sink, StopCause
-from gsup.output import HIGH_WATER, LOW_WATER, LineBuffer, Prefixer, QueuedText, Writer
+from gsup.output import HIGH_WATER, LOW_WATER, JsonLines, Line, LineBuffer, Prefixer, QueuedText, Writer
 from gsup.signals import SignalInbox, block_signals, open_inbox
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ class _Pipe(NamedTuple):
     name: str
     writer: Writer
     lines: LineBuffer
-    prefix: Prefixer
+    prefix: Callable[[Line], bytes]  # a Prefixer, or JsonLines
 
 
 class _Attempt(NamedTuple):
@@ -212,6 +212,7 @@ class Loop:
         self.width = max(len(p.prefix or "") for p in plan.programs)
         self.pipes: dict[int, _Pipe] = {}
         self.reading = True
+        self.gone: set[int] = set()  # gsup's stdout or stderr, broken for good (reported)
         # What the report counts.
         self.orphans_reaped = 0
         self.signalled: dict[Optional[str], int] = {}  # leftovers signalled, by program (None: the job)
@@ -233,6 +234,8 @@ class Loop:
                     self._read(fd)
                 elif fd in self.writers:
                     self.writers[fd].write_some()
+                    if self.writers[fd].broken:
+                        self._output_gone(fd)
             self._wake()
         return self._finish()
 
@@ -334,7 +337,7 @@ class Loop:
             elif isinstance(action, Start):
                 self._start(action.name)
             elif isinstance(action, Probe):
-                self._probe(action.name, action.attempt)
+                self._probe(action.name, action.attempt, live=action.live)
             elif isinstance(action, SuspendSelf):
                 self._flush_notes()
                 procs.send(os.getpid(), signal.SIGSTOP)
@@ -447,8 +450,14 @@ class Loop:
             for target in (1, 2):
                 r, w = os.pipe()
                 os.set_blocking(r, False)
-                colour = os.isatty(target)
-                prefix = Prefixer(spec.prefix, self.width, index, colour=colour, timestamps=spec.timestamps)
+                prefix: Callable[[Line], bytes]
+                if self.plan.json_lines:
+                    prefix = JsonLines(name, "stdout" if target == 1 else "stderr", self.clock)
+                else:
+                    colour = os.isatty(target)
+                    prefix = Prefixer(
+                        spec.prefix, self.width, index, colour=colour, timestamps=spec.timestamps
+                    )
                 self.pipes[r] = _Pipe(name, self.writers[target], LineBuffer(), prefix)
                 self.poller.register(r, select.POLLIN if self.reading else 0)
                 fds.append(w)
@@ -484,14 +493,15 @@ class Loop:
         self.names[pid] = self.ran_as[pid] = name
         self.groups[pid] = group
 
-    def _probe(self, name: str, number: int) -> None:
+    def _probe(self, name: str, number: int, *, live: bool) -> None:
         # Imported at the first attempt: a single command never pays for socket.
         from gsup import readiness
 
-        ready = self.machine.programs[name].spec.ready
-        assert ready is not None  # the machine probes only programs with a ready table
+        spec = self.machine.programs[name].spec
+        check = spec.liveness if live else spec.ready
+        assert check is not None  # the machine probes only programs with such a table
         try:
-            attempt = readiness.start_attempt(ready, self.env, self.clock())
+            attempt = readiness.start_attempt(check, self.env, self.clock())
         except GsupError as e:  # a command probe that cannot be started: this attempt failed
             if e.pid is not None:
                 reaper.collect(e.pid)
@@ -555,6 +565,19 @@ class Loop:
             pipe.writer.push(pipe.prefix(rest))
         self.poller.unregister(fd)
         os.close(fd)
+
+    def _output_gone(self, fd: int) -> None:
+        """gsup's stdout or stderr is gone for good (EPIPE: ``gsup --config x | head``): say so
+        once, on the other one, and go on supervising without it."""
+        if fd in self.gone:
+            return
+        self.gone.add(fd)
+        lost = "stdout" if fd == 1 else "stderr"
+        message = f"{lost} is gone: the programs' {lost} lines are dropped from now on; supervision goes on"
+        if fd == 1:
+            self._note(Note("output_gone", message, {"stream": lost}))
+        else:  # gsup's own messages went there too: the line goes to stdout
+            self.writers[1].write_text(f"gsup: {message}\n")
 
     def _drain_output(self, seconds: float) -> None:
         """At the end: everything already written by the programs goes out."""

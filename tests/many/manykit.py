@@ -126,10 +126,27 @@ def _gsup_event(line: bytes) -> Optional[dict[str, Any]]:
     return e if isinstance(e, dict) and "event" in e else None
 
 
+def program_record(line: bytes) -> Optional[dict[str, Any]]:
+    """A program's output line as gsup writes it with ``--log-format json``, or None."""
+    if not line.startswith(b"{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "program" in record and "line" in record else None
+
+
 def _program_event(line: bytes) -> Optional[dict[str, Any]]:
-    """A program's ``@event`` line (prefixed by gsup), or None."""
-    _, sep, body = line.partition(b" | ")
-    if not sep or not body.startswith(b"@"):
+    """A program's ``@event`` line (prefixed by gsup, or one of its JSON lines), or None."""
+    record = program_record(line)
+    if record is not None:
+        body = str(record["line"]).encode()
+    else:
+        _, sep, body = line.partition(b" | ")
+        if not sep:
+            return None
+    if not body.startswith(b"@"):
         return None
     return parse_event_line(body)
 
@@ -206,6 +223,27 @@ class Run(GsupRun):
 
     def stderr_text(self) -> str:
         return self.err.text()
+
+    # -- the programs' output lines (JSON with --log-format json) --
+
+    def output(self, name: str, stream: str = "stdout") -> list[str]:
+        """Program *name*'s lines on *stream* so far, from gsup's JSON lines."""
+        s = self.out if stream == "stdout" else self.err
+        assert s is not None
+        with s.cond:
+            lines = list(s.lines)
+        records = [r for r in map(program_record, lines) if r is not None]
+        return [str(r["line"]) for r in records if r["program"] == name and r["stream"] == stream]
+
+    def wait_output(self, name: str, pattern: str, timeout: float = 15.0) -> str:
+        """Wait for a line of program *name* on stdout matching *pattern*; return it."""
+        assert self.out is not None
+        rx = re.compile(pattern)
+        return self.out.wait_for(
+            lambda: next((line for line in self.output(name) if rx.search(line)), None),
+            timeout,
+            f"a line of {name} matching {pattern!r}",
+        )
 
     # -- the programs' own event lines (on stdout) --
 

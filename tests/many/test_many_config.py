@@ -43,7 +43,7 @@ CASES = {
     ),
     "wrong_type": Case(
         HEAD + f'[programs.db]\ncommand = {TOUCH}\n\n[programs.web]\ncommand = {TOUCH}\ndepends_on = "db"\n',
-        r"\[programs\.web\] depends_on: expected a list of strings",
+        r"\[programs\.web\] depends_on: expected a list of names or a table",
     ),
     "wrong_type_bool": Case(
         HEAD + f'[programs.web]\ncommand = {TOUCH}\noneshot = "yes"\n',

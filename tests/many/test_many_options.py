@@ -34,8 +34,7 @@ def ids(fleet: Fleet, name: str) -> list[str]:
 
 
 def uid_line(run: Any, name: str) -> str:
-    assert run.out is not None
-    return run.out.expect(rf"^{name} +\| uid=").text.split("| ", 1)[1]
+    return str(run.wait_output(name, r"^uid="))
 
 
 @needs_root
@@ -118,11 +117,10 @@ def test_forward_to_decides_who_of_each_program_gets_a_signal(fleet: Fleet, forw
     run = fleet.start(
         {"c": {"command": child}}, {"grace": "1s"}, args=["--log-format", "json", "--forward-to", forward_to]
     )
-    assert run.out is not None
-    run.out.expect(r"^c +\| ready pid=")
+    run.wait_output("c", r"^ready pid=")
     assert len(run.processes()) == 2  # the child and its grandchild (same group, ignores TERM)
     run.send(signal.SIGHUP)
-    run.out.expect(r"^c +\| signal SIGHUP$")
+    run.wait_output("c", r"^signal SIGHUP$")
     if forward_to == "group":
         run.out.wait_for(lambda: len(run.processes()) == 1, what="the grandchild dead of SIGHUP")
     run.send(signal.SIGTERM)

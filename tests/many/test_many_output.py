@@ -19,13 +19,16 @@ import pytest
 from manykit import Fleet, parse_event_line, prog, rss_kib, split_prefixed
 
 LINES = 100_000
+#: These tests read the text form of the programs' lines (prefix, padding, pieces):
+#: gsup's own events are then text too. JSON lines: test_many_json_output.py.
+TEXT = ("--log-format", "text")
 
 
 @pytest.mark.timeout(90)
 def test_three_programs_of_100000_lines_each_give_300000_whole_lines(fleet: Fleet) -> None:
     """3 programs writing 100,000 lines at once: exactly 300,000 whole prefixed lines, none lost or mixed."""
     names = ["x", "yy", "zzzz"]  # the prefixes are padded to the longest name
-    run = fleet.start({n: {"command": fleet.prog(n, "--lines", LINES)} for n in names})
+    run = fleet.start({n: {"command": fleet.prog(n, "--lines", LINES)} for n in names}, args=TEXT)
     for n in names:
         run.log("wrote", n, timeout=60)
     run.send(signal.SIGTERM)
@@ -57,7 +60,8 @@ def test_stderr_goes_to_stderr_and_a_last_line_without_newline_is_shown(fleet: F
                 )
             },
             "quiet": {"command": fleet.prog("quiet")},
-        }
+        },
+        args=TEXT,
     )
     assert run.finish() == 0
     assert run.out is not None
@@ -73,7 +77,7 @@ def test_stderr_goes_to_stderr_and_a_last_line_without_newline_is_shown(fleet: F
 @pytest.mark.parametrize("size", [200 * 1024, 3 * 64 * 1024 + 1])
 def test_very_long_line_arrives_in_pieces_of_at_most_64_kib(fleet: Fleet, size: int) -> None:
     """A line longer than 64 KiB arrives as prefixed pieces of at most 64 KiB that concatenate to it."""
-    run = fleet.start({"long": {"command": fleet.prog("long", "--long", size)}})
+    run = fleet.start({"long": {"command": fleet.prog("long", "--long", size)}}, args=TEXT)
     run.log("wrote", "long")
     run.send(signal.SIGTERM)
     assert run.finish() == 0
@@ -87,7 +91,7 @@ def test_very_long_line_arrives_in_pieces_of_at_most_64_kib(fleet: Fleet, size: 
 @pytest.mark.timeout(30)
 def test_line_of_exactly_64_kib_adds_no_empty_line(fleet: Fleet) -> None:
     """A line of exactly 64 KiB is one piece: no empty line follows it."""
-    run = fleet.start({"long": {"command": fleet.prog("long", "--long", 64 * 1024)}})
+    run = fleet.start({"long": {"command": fleet.prog("long", "--long", 64 * 1024)}}, args=TEXT)
     run.log("wrote", "long")
     run.send(signal.SIGTERM)
     assert run.finish() == 0
@@ -103,7 +107,8 @@ def test_binary_output_passes_byte_exact_and_crashes_nothing(fleet: Fleet) -> No
         {
             "bin": {"command": fleet.prog("bin", "--binary")},
             "text": {"command": fleet.prog("text", "--lines", 3)},
-        }
+        },
+        args=TEXT,
     )
     run.log("wrote", "bin")
     run.log("wrote", "text")
@@ -113,7 +118,6 @@ def test_binary_output_passes_byte_exact_and_crashes_nothing(fleet: Fleet) -> No
     payload = b"bin:" + bytes(range(256)) + b"\n" + b"\xff\xfe\xc3\x28 not utf-8\n"
     expected = b"".join(b"bin  | " + line + b"\n" for line in payload.split(b"\n")[:-1])
     assert expected in run.out.data
-    assert run.report()["exit_code"] == 0
 
 
 @pytest.mark.timeout(90)
@@ -127,6 +131,7 @@ def test_slow_reader_gets_every_byte_of_50_mb_and_gsup_memory_stays_bounded(flee
             }
         },
         read_stdout=False,
+        args=TEXT,
     )
     fd = run.stdout_fd
     gsup_pid = run.gsup.pid
@@ -173,12 +178,13 @@ def test_slow_reader_gets_every_byte_of_50_mb_and_gsup_memory_stays_bounded(flee
 
 @pytest.mark.timeout(30)
 def test_prefix_false_passes_stdout_through_raw(fleet: Fleet) -> None:
-    """prefix = false: the program writes to gsup's stdout itself, unprefixed; the others stay prefixed."""
+    """prefix = false: the program's lines come unprefixed, byte for byte; the others stay prefixed."""
     run = fleet.start(
         {
             "raw": {"command": fleet.prog("raw", "--lines", 50, "--binary"), "prefix": False},
             "cooked": {"command": fleet.prog("cooked", "--lines", 5)},
-        }
+        },
+        args=TEXT,
     )
     run.log("wrote", "cooked")
     assert run.out is not None
@@ -195,12 +201,14 @@ def test_prefix_false_passes_stdout_through_raw(fleet: Fleet) -> None:
 
 @pytest.mark.timeout(30)
 def test_custom_prefix_and_timestamps(fleet: Fleet) -> None:
-    """prefix = "LABEL" replaces the name (padded like names); timestamps = true puts HH:MM:SS.mmm first."""
+    """prefix = "LABEL" replaces the name (padded like names); timestamps = true puts an ISO-8601 time
+    first."""
     run = fleet.start(
         {
             "clock": {"command": fleet.prog("clock", "--lines", 3), "timestamps": True},
             "database": {"command": fleet.prog("database", "--lines", 2), "prefix": "db"},
-        }
+        },
+        args=TEXT,
     )
     run.log("wrote", "clock")
     run.log("wrote", "database")
@@ -210,7 +218,7 @@ def test_custom_prefix_and_timestamps(fleet: Fleet) -> None:
     lines = [line for line in run.out.lines if b"clock-" in line]
     assert len(lines) == 3
     for line in lines:
-        assert re.fullmatch(rb"\d\d:\d\d:\d\d\.\d{3} clock \| clock-\d-[a-z]*", line), line
+        assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z clock \| clock-\d-[a-z]*", line), line
     assert [line for line in run.out.lines if b"database-" in line] == [
         b"db    | database-0-",
         b"db    | database-1-a",
@@ -239,6 +247,7 @@ def test_stalled_stdout_does_not_delay_the_stop_or_the_deadline(fleet: Fleet) ->
         {"flood": {"command": [sys.executable, "-c", FLOOD, fleet.token]}},
         {"grace": "1s"},
         read_stdout=False,
+        args=TEXT,
     )
     got = len(os.read(run.stdout_fd, 1000))  # the flood has begun
     gsup = run.gsup.pid
@@ -264,7 +273,8 @@ def test_stalled_stdout_does_not_delay_the_stop_or_the_deadline(fleet: Fleet) ->
 
 @pytest.mark.timeout(60)
 def test_gsup_events_never_land_inside_a_program_line(fleet: Fleet) -> None:
-    """With stderr read slowly, gsup's own event lines and a program's stderr lines stay whole lines."""
+    """With stderr read slowly, gsup's own event lines and a program's stderr lines (JSON objects
+    both, with --log-format json) stay whole lines."""
     run = fleet.start(
         {
             "noisy": {"command": fleet.prog("noisy", "--flood-stderr")},
@@ -284,20 +294,18 @@ def test_gsup_events_never_land_inside_a_program_line(fleet: Fleet) -> None:
     lines = run.err.lines
     bad, seqs = [], []
     for line in lines:
-        if line.startswith(b"{"):
-            try:
-                json.loads(line)
-                continue
-            except ValueError:
-                pass
-        m = re.fullmatch(rb"noisy   \| err-noisy-(\d+)", line)
-        if m:
-            seqs.append(int(m[1]))
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad.append(line)
             continue
-        bad.append(line)
-    if bad and bad[-1] is lines[-1]:  # the line it was writing when it was stopped
-        last = bad.pop()
-        assert (b"noisy   | err-noisy-%d" % (seqs[-1] + 1)).startswith(last), last
+        if record.get("program") == "noisy" and "line" in record:
+            assert record["stream"] == "stderr"
+            m = re.fullmatch(r"err-noisy-(\d+)", record["line"])
+            assert m, record
+            seqs.append(int(m[1]))
+    if bad and bad[-1] is lines[-1] and not run.err.data.endswith(b"\n"):
+        bad.pop()  # the line it was writing when it was stopped
     assert len(seqs) > 1000
     assert bad == [], f"{len(bad)} mixed lines, e.g. {bad[0][:200]!r}"
     assert seqs == list(range(len(seqs))), "program lines lost"

@@ -240,8 +240,6 @@ def test_command_forms_env_cwd_and_user(fleet: Fleet) -> None:
         run.event("program_exited", name)
     run.send(signal.SIGTERM)
     assert run.finish() == 0
-    assert run.out is not None
-    lines = set(run.out.lines)
-    assert b"split   | two words|and $HOME" in lines, "not split like a shell, or expanded"
-    assert f"shelled | hello from {workdir}".encode() in lines
-    assert f"nobody  | {pwd.getpwnam('nobody').pw_uid}".encode() in lines
+    assert run.output("split") == ["two words|and $HOME"], "not split like a shell, or expanded"
+    assert run.output("shelled") == [f"hello from {workdir}"]
+    assert run.output("nobody") == [str(pwd.getpwnam("nobody").pw_uid)]

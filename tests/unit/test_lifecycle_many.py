@@ -8,6 +8,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+import pytest
+
 from gsup.lifecycle import (
     Kill,
     KillLeftovers,
@@ -20,14 +22,29 @@ from gsup.lifecycle import (
     Start,
     State,
 )
-from gsup.model import ChildStatus, ForwardTo, Plan, ProgramSpec, ReadySpec, Restart, RestartSpec
+from gsup.model import (
+    ChildStatus,
+    Condition,
+    Dependency,
+    ForwardTo,
+    LivenessSpec,
+    Plan,
+    ProgramSpec,
+    ReadySpec,
+    Restart,
+    RestartSpec,
+)
 
 T0 = 100.0
 GRACE = 10.0
 
 
 def prog(name: str, *deps: str, **kw: object) -> ProgramSpec:
-    return ProgramSpec(argv=(b"true",), name=name, depends_on=deps, **kw)  # type: ignore[arg-type]
+    """A program that depends on *deps* in the array form (or ``"name=condition"``)."""
+    depends = tuple(
+        Dependency(d.split("=")[0], Condition(d.split("=")[1])) if "=" in d else Dependency(d) for d in deps
+    )
+    return ProgramSpec(argv=(b"true",), name=name, depends_on=depends, **kw)  # type: ignore[arg-type]
 
 
 def fleet(*programs: ProgramSpec, stop_delay: float = 0.0, **plan: Any) -> Lifecycle:
@@ -372,3 +389,230 @@ def test_leftovers_of_the_job_get_the_stop_signal_once_every_program_ended() -> 
     assert f.next_deadline() == T0 + 1 + GRACE  # the rest of the stop's grace
     f.on_all_gone(T0 + 3)
     assert f.done and f.exit_code() == 0
+
+
+# -- dependency conditions --------------------------------------------------------------
+
+
+def test_each_condition_starts_the_dependent_at_its_moment() -> None:
+    """started: once the dependency runs; ready: once it is ready; completed: once it exited, any
+    status; succeeded: once it exited 0."""
+    ready = ReadySpec("file", "/x", timeout=30.0, interval=0.5)
+    f = fleet(
+        prog("db", ready=ready),
+        prog("seed", oneshot=True),
+        prog("cache_user", "db=started"),
+        prog("web", "db=ready"),
+        prog("after_seed", "seed=completed"),
+        prog("report", "seed=succeeded"),
+    )
+    assert starts(f.begin(T0)) == ["db", "seed"]
+    assert starts(f.on_started("db", 10, T0)) == ["cache_user"]  # started, not ready yet
+    assert starts(f.on_started("seed", 11, T0)) == []
+    probe = probe_of(f.on_deadline(T0), "db")
+    assert starts(f.on_probe("db", True, T0 + 0.1, attempt=probe.attempt)) == ["web"]
+    assert sorted(starts(f.on_exit("seed", OK, T0 + 1))) == ["after_seed", "report"]
+
+
+def test_completed_does_not_care_about_the_status_and_succeeded_counts_success_codes() -> None:
+    """A oneshot that exits 3: "completed" starts its dependent; with success_codes = [3] it has
+    also "succeeded"."""
+    f = fleet(
+        prog("seed", oneshot=True, success_codes=frozenset({3})),
+        prog("a", "seed=completed"),
+        prog("b", "seed"),
+    )
+    pids(f)
+    assert sorted(starts(f.on_exit("seed", ChildStatus(code=3), T0 + 1))) == ["a", "b"]
+    assert not f.stopping and f.first_failure is None
+
+
+def test_a_condition_that_can_no_longer_be_met_fails_the_start_naming_both() -> None:
+    """A dependent of a oneshot that must succeed, which failed (not required, so nothing else
+    stops it), fails at once with a line naming both programs; gsup exits 1."""
+    f = fleet(prog("seed", oneshot=True, required=False), prog("web", "seed=succeeded"), prog("side"))
+    pids(f)
+    actions = f.on_exit("seed", ChildStatus(code=3), T0 + 1)
+    failed = [a for a in actions if isinstance(a, Note) and a.kind == "failed"]
+    assert any("web cannot start: it needs seed to have succeeded" in n.message for n in failed), failed
+    assert any("seed exited with 3" in n.message for n in failed)
+    assert f.programs["web"].state is State.SKIPPED
+    assert f.stopping  # web is required: the container fails fast
+    assert f.exit_code() == 1
+
+
+def test_ready_on_a_program_that_exited_for_good_can_no_longer_be_met() -> None:
+    """A dependency that must be ready but exited (not required, not restarted) fails its dependent."""
+    ready = ReadySpec("file", "/x", timeout=30.0, interval=0.5)
+    f = fleet(prog("db", ready=ready, required=False), prog("web", "db"))
+    pids(f)
+    f.on_exit("db", ChildStatus(code=0), T0 + 1)
+    assert f.programs["web"].failure is not None and "to be ready" in f.programs["web"].failure
+
+
+# -- restarts that forgive ------------------------------------------------------------------
+
+
+def crash(f: Lifecycle, name: str, pid: int, started: float, ran: float) -> float:
+    """Start *name* at *started*, let it fail after *ran* seconds; return when the next start is due."""
+    f.on_started(name, pid, started)
+    f.on_exit(name, ChildStatus(code=1), started + ran)
+    due = f.next_deadline()
+    assert due is not None
+    return due
+
+
+def test_a_run_longer_than_min_uptime_resets_the_count_and_the_backoff() -> None:
+    """Two quick failures back off 0.5 then 1 s; a failure after a long run starts again at 0.5 s,
+    and max_restarts counts from there."""
+    spec = prog("w", restart=RestartSpec(Restart.ON_FAILURE, max_restarts=2, backoff=0.5, min_uptime=10.0))
+    f = fleet(spec)
+    f.begin(T0)
+    due = crash(f, "w", 10, T0, 0.1)
+    assert due == pytest.approx(T0 + 0.1 + 0.5)
+    f.on_deadline(due)
+    due2 = crash(f, "w", 11, due, 0.1)
+    assert due2 == pytest.approx(due + 0.1 + 1.0)
+    f.on_deadline(due2)
+    due3 = crash(f, "w", 12, due2, 60.0)  # ran a minute: forgiven
+    assert due3 == pytest.approx(due2 + 60.0 + 0.5)
+    assert f.programs["w"].failed_runs == 1
+    assert not f.stopping and f.programs["w"].restarts == 2
+
+
+def test_a_crash_loop_gives_up_after_max_restarts_with_its_last_status() -> None:
+    """Quick failures past max_restarts give up: the program's last status is gsup's, and the
+    report counts the restarts that happened."""
+    spec = prog("w", restart=RestartSpec(Restart.ON_FAILURE, max_restarts=2, backoff=0.5))
+    f = fleet(spec, prog("other"))
+    pids(f)
+    now = T0
+    for pid in (20, 21):
+        f.on_exit("w", ChildStatus(code=7), now)
+        now = f.next_deadline() or now
+        assert starts(f.on_deadline(now)) == ["w"]
+        f.on_started("w", pid, now)
+    f.on_exit("w", ChildStatus(code=7), now + 0.1)
+    assert f.stopping and f.exit_code() == 7
+    assert f.programs["w"].restarts == 2
+    assert f.programs["w"].failure == "w exited with 7 and gave up after 2 restart(s)"
+
+
+def test_always_restarts_a_clean_exit_forever_without_failing() -> None:
+    """restart = "always" with max_restarts = 1: a program that keeps exiting 0 is restarted again
+    and again, and never counts as failed."""
+    spec = prog("w", restart=RestartSpec(Restart.ALWAYS, max_restarts=1, backoff=0.5))
+    f = fleet(spec, prog("other"))
+    pids(f)
+    now = T0
+    for pid in range(30, 40):
+        f.on_exit("w", OK, now)
+        assert f.programs["w"].state is State.BACKOFF
+        now = f.next_deadline() or now
+        assert starts(f.on_deadline(now)) == ["w"]
+        f.on_started("w", pid, now)
+    assert not f.stopping and f.first_failure is None
+    assert f.programs["w"].restarts == 10
+
+
+def test_a_restart_that_a_stop_prevents_is_not_counted() -> None:
+    """A stop during the backoff: the restart never happens, and the report does not count it."""
+    spec = prog("w", restart=RestartSpec(Restart.ON_FAILURE, backoff=5.0))
+    f = fleet(spec, prog("other"))
+    pids(f)
+    f.on_exit("w", ChildStatus(code=1), T0 + 1)
+    f.on_signal(signal.SIGTERM, T0 + 2)
+    assert f.programs["w"].restarts == 0
+
+
+# -- required = false -----------------------------------------------------------------------
+
+
+def test_a_program_that_is_not_required_ends_alone() -> None:
+    """required = false: its crash stops nothing and is not gsup's status; the report shows it."""
+    f = fleet(prog("shipper", required=False), prog("web"))
+    pids(f)
+    actions = f.on_exit("shipper", ChildStatus(code=9), T0 + 1)
+    assert not f.stopping and signals(actions) == []
+    assert f.programs["shipper"].failure == "program shipper exited with 9"
+    f.on_signal(signal.SIGTERM, T0 + 2)
+    f.on_exit("web", ChildStatus(signal=signal.SIGTERM), T0 + 3)
+    assert f.done and f.exit_code() == 0
+
+
+def test_a_clean_exit_of_a_program_that_is_not_required_stops_nothing() -> None:
+    """required = false and exit 0: the others run on."""
+    f = fleet(prog("once", required=False), prog("web"))
+    pids(f)
+    assert "program_ended" in kinds(f.on_exit("once", OK, T0 + 1))
+    assert not f.stopping
+
+
+def test_success_codes_make_an_own_exit_a_success() -> None:
+    """A program whose success_codes hold 3 and that exits 3 on its own is not restarted on-failure
+    and does not fail the container."""
+    spec = prog("w", success_codes=frozenset({3}), restart=RestartSpec(Restart.ON_FAILURE))
+    f = fleet(spec, prog("other"))
+    pids(f)
+    f.on_exit("w", ChildStatus(code=3), T0 + 1)
+    assert f.programs["w"].state is State.DONE and f.first_failure is None
+    assert f.stopping  # a long-running program ended: the container is whole or not at all
+
+
+# -- liveness ---------------------------------------------------------------------------------
+
+
+def test_three_failed_liveness_checks_stop_the_program_and_it_is_restarted() -> None:
+    """Liveness starts once ready; after 3 failures in a row the program gets its stop signal and
+    its grace, and when it exits (even with 0) it is restarted like a failed run."""
+    live = LivenessSpec("tcp", "127.0.0.1:1", interval=1.0, timeout=0.5, failures=3)
+    spec = prog("web", liveness=live, restart=RestartSpec(Restart.ON_FAILURE, backoff=0.5))
+    f = fleet(spec, prog("other"))
+    pids(f)
+    now = T0
+    for _ in range(3):
+        due = f.next_deadline()
+        assert due == pytest.approx(now + 1.0)  # an interval after the last result (or the start)
+        now = due
+        (probe,) = [a for a in f.on_deadline(now) if isinstance(a, Probe)]
+        assert probe.live
+        actions = f.on_probe("web", False, now + 0.1, attempt=probe.attempt, detail="connection refused")
+        now += 0.1
+    assert signals(actions) == [("web", signal.SIGTERM)]
+    assert "check_failed" in kinds(actions)
+    assert f.programs["web"].kill_at == pytest.approx(now + GRACE)
+    f.on_exit("web", OK, now + 0.2)
+    assert f.programs["web"].state is State.BACKOFF and not f.stopping
+
+
+def test_a_passing_liveness_check_resets_the_count() -> None:
+    """Two failures, then a success: the count starts again; no stop."""
+    live = LivenessSpec("tcp", "127.0.0.1:1", interval=1.0, failures=3)
+    f = fleet(prog("web", liveness=live))
+    pids(f)
+    now = T0
+    for ok in (False, False, True, False, False):
+        now = f.next_deadline() or now
+        (probe,) = [a for a in f.on_deadline(now) if isinstance(a, Probe)]
+        assert signals(f.on_probe("web", ok, now, attempt=probe.attempt)) == []
+    assert f.programs["web"].live_failures == 2
+
+
+def test_liveness_with_restart_never_is_a_failure() -> None:
+    """restart = "never": a program stopped for failing its liveness check fails the container."""
+    live = LivenessSpec("tcp", "127.0.0.1:1", interval=1.0, failures=1)
+    f = fleet(prog("web", liveness=live), prog("other"))
+    pids(f)
+    now = f.next_deadline() or T0
+    (probe,) = [a for a in f.on_deadline(now) if isinstance(a, Probe)]
+    f.on_probe("web", False, now, attempt=probe.attempt, detail="timed out")
+    f.on_exit("web", ChildStatus(signal=signal.SIGTERM), now + 0.5)
+    assert f.stopping and f.exit_code() == 143
+    assert "failed its liveness check" in (f.programs["web"].failure or "")
+
+
+def test_started_on_a_oneshot_starts_the_dependent_while_it_runs() -> None:
+    """A program that needs a oneshot only "started" starts alongside it, not after it."""
+    f = fleet(prog("setup", oneshot=True), prog("tail", "setup=started"))
+    assert starts(f.begin(T0)) == ["setup"]
+    assert starts(f.on_started("setup", 10, T0)) == ["tail"]

@@ -1,16 +1,20 @@
-"""Line splitting and prefixes of many-programs output (gsup.output), without processes."""
+"""Line splitting, prefixes and JSON lines of many-programs output (gsup.output), without processes."""
 
 from __future__ import annotations
+
+import base64
+import json
+import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsup.output import LineBuffer, Prefixer
+from gsup.output import JsonLines, Line, LineBuffer, Prefixer
 
 
-def _split_all(chunks: list[bytes], limit: int) -> list[bytes]:
+def _split_all(chunks: list[bytes], limit: int) -> list[Line]:
     buf = LineBuffer(limit)
-    out: list[bytes] = []
+    out: list[Line] = []
     for c in chunks:
         out += buf.feed(c)
     rest = buf.flush()
@@ -19,52 +23,82 @@ def _split_all(chunks: list[bytes], limit: int) -> list[bytes]:
 
 def test_lines_come_out_whole_whatever_the_chunking() -> None:
     """A line split across reads is handed out once, whole."""
-    assert _split_all([b"he", b"llo\nwor", b"ld\n"], 100) == [b"hello\n", b"world\n"]
+    assert _split_all([b"he", b"llo\nwor", b"ld\n"], 100) == [Line(b"hello"), Line(b"world")]
 
 
-def test_last_line_without_newline_is_flushed_with_one() -> None:
-    """The final unterminated line is not lost: flush gives it, with a newline."""
+def test_last_line_without_newline_is_flushed_and_says_so() -> None:
+    """The final unterminated line is not lost: flush gives it, marked as having no newline."""
     buf = LineBuffer(100)
-    assert buf.feed(b"a\nlast") == [b"a\n"]
-    assert buf.flush() == b"last\n"
+    assert buf.feed(b"a\nlast") == [Line(b"a")]
+    assert buf.flush() == Line(b"last", newline=False)
     assert buf.flush() is None
 
 
 def test_long_line_goes_out_in_pieces_of_the_limit() -> None:
-    """A line longer than the limit is passed in limit-sized pieces, not held."""
+    """A line longer than the limit is passed in limit-sized pieces, not held; each piece but the
+    last is marked continued."""
     buf = LineBuffer(4)
-    assert buf.feed(b"abcdefghij") == [b"abcd\n", b"efgh\n"]
-    assert buf.feed(b"k\n") == [b"ijk\n"]
+    assert buf.feed(b"abcdefghij") == [Line(b"abcd", False, True), Line(b"efgh", False, True)]
+    assert buf.feed(b"k\n") == [Line(b"ijk")]
 
 
 @given(st.lists(st.binary(max_size=50), max_size=20), st.integers(min_value=1, max_value=16))
 def test_no_byte_lost_or_reordered(chunks: list[bytes], limit: int) -> None:
-    """Whatever the chunks and limit, the pieces (less the added newlines) are the input."""
+    """Whatever the chunks and limit, the pieces and their newlines rebuild the input exactly."""
     data = b"".join(chunks)
     pieces = _split_all(chunks, limit)
-    assert all(p.endswith(b"\n") for p in pieces)
-    assert all(len(p) <= limit + 1 for p in pieces)
-    rebuilt = b""
-    for p in pieces:
-        body = p[:-1]
-        rebuilt += body
-        # A real newline of the input is kept; the added ones are not in the data.
-        if len(rebuilt) < len(data) and data[len(rebuilt) : len(rebuilt) + 1] == b"\n":
-            rebuilt += b"\n"
-    assert rebuilt == data
+    assert all(len(p.data) <= limit for p in pieces)
+    assert all(not (p.continued and p.newline) for p in pieces)
+    assert b"".join(p.data + (b"\n" if p.newline else b"") for p in pieces) == data
+
+
+def test_every_text_line_ends_with_a_newline() -> None:
+    """A piece of a long line and a last line without newline still end with one in text output,
+    so no line is glued to another program's."""
+    plain = Prefixer("web", 3, 0, colour=False, timestamps=False)
+    assert plain(Line(b"piece", False, True)) == b"web | piece\n"
+    assert plain(Line(b"last", newline=False)) == b"web | last\n"
 
 
 def test_prefix_is_padded_and_coloured_only_when_asked() -> None:
     """The prefix pads the name to the width; colour codes only on a terminal."""
     plain = Prefixer("web", 6, 0, colour=False, timestamps=False)
-    assert plain(b"hi\n") == b"web    | hi\n"
+    assert plain(Line(b"hi")) == b"web    | hi\n"
     coloured = Prefixer("web", 3, 0, colour=True, timestamps=False)
-    assert coloured(b"hi\n").startswith(b"\x1b[") and coloured(b"hi\n").endswith(b"| \x1b[0mhi\n")
+    assert coloured(Line(b"hi")).startswith(b"\x1b[") and coloured(Line(b"hi")).endswith(b"| \x1b[0mhi\n")
 
 
-def test_timestamps_prefix_the_prefix() -> None:
-    """With timestamps each line starts HH:MM:SS.mmm."""
-    line = Prefixer("w", 1, 0, colour=False, timestamps=True)(b"x\n")
+def test_an_empty_label_leaves_the_line_as_written() -> None:
+    """prefix = false: no label, no bar, no padding (not even in colour)."""
+    assert Prefixer("", 10, 0, colour=True, timestamps=False)(Line(b"raw \xff")) == b"raw \xff\n"
+
+
+def test_timestamps_prefix_the_prefix_in_iso_8601() -> None:
+    """With timestamps each line starts with an ISO-8601 UTC time to the millisecond."""
+    line = Prefixer("w", 1, 0, colour=False, timestamps=True)(Line(b"x"))
     stamp, rest = line.split(b" ", 1)
-    assert len(stamp) == 12 and stamp[2:3] == b":" and stamp[8:9] == b"."
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
     assert rest == b"w | x\n"
+
+
+@given(st.binary(max_size=200), st.booleans(), st.booleans())
+def test_json_lines_keep_every_byte(data: bytes, newline: bool, continued: bool) -> None:
+    """A line as JSON: one object, one line, naming the program and stream; its bytes come back
+    exactly, from "line" when UTF-8, else from "base64"."""
+    line = Line(data.replace(b"\n", b""), newline and not continued, continued)
+    out = JsonLines("web", "stderr", clock=lambda: 12.5)(line)
+    assert out.endswith(b"\n") and out.count(b"\n") == 1
+    record = json.loads(out)
+    assert (record["ts"], record["program"], record["stream"]) == (12.5, "web", "stderr")
+    got = base64.b64decode(record["base64"]) if "base64" in record else record["line"].encode("utf-8")
+    assert got == line.data
+    assert record.get("continued", False) is line.continued
+    assert record.get("newline", True) is (line.newline or line.continued)
+
+
+def test_json_lines_mark_bytes_that_are_not_utf8() -> None:
+    """Bytes that are not UTF-8 show with U+FFFD in "line" and exactly in "base64"."""
+    record = json.loads(JsonLines("w", "stdout")(Line(b"ok \xff\xfe")))
+    assert record["line"] == "ok \ufffd\ufffd"
+    assert base64.b64decode(record["base64"]) == b"ok \xff\xfe"
+    assert "base64" not in json.loads(JsonLines("w", "stdout")(Line("é".encode())))
