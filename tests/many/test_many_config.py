@@ -104,6 +104,45 @@ CASES = {
         r"has \[programs\]: give either a command after -- or programs, not both",
         ("--", "touch", "{marker}"),
     ),
+    "unknown_condition": Case(
+        HEAD
+        + f"[programs.db]\ncommand = {TOUCH}\n\n"
+        + f'[programs.web]\ncommand = {TOUCH}\ndepends_on = {{ db = "up" }}\n',
+        r"\[programs\.web\] depends_on: db = 'up': the condition is one of "
+        r"started, ready, completed, succeeded",
+    ),
+    "condition_on_an_unknown_program": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\ndepends_on = {{ db = "ready" }}\n',
+        r"\[programs\.web\] depends_on: unknown program 'db'",
+    ),
+    "bad_min_uptime": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\nrestart = "always"\nmin_uptime = "-5s"\n',
+        r"\[programs\.web\] min_uptime: .*-5s",
+    ),
+    "required_not_a_bool": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\nrequired = "no"\n',
+        r"\[programs\.web\] required: expected true or false",
+    ),
+    "liveness_without_a_check": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\nliveness = {{ interval = "1s" }}\n',
+        r"\[programs\.web\.liveness\] needs exactly one of http, tcp, command",
+    ),
+    "liveness_failures_zero": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\nliveness = {{ tcp = "127.0.0.1:80", failures = 0 }}\n',
+        r"\[programs\.web\.liveness\] failures: must be at least 1",
+    ),
+    "liveness_bad_timeout": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\nliveness = {{ tcp = "127.0.0.1:80", timeout = "-1s" }}\n',
+        r"\[programs\.web\.liveness\] timeout: .*-1s",
+    ),
+    "liveness_of_a_oneshot": Case(
+        HEAD + f'[programs.web]\ncommand = {TOUCH}\noneshot = true\nliveness = {{ tcp = "127.0.0.1:80" }}\n',
+        r"\[programs\.web\] liveness: a oneshot is not checked for liveness",
+    ),
+    "success_codes_not_codes": Case(
+        HEAD + f"[programs.web]\ncommand = {TOUCH}\nsuccess_codes = [0, 300]\n",
+        r"\[programs\.web\] success_codes: 300 is not an exit code",
+    ),
     "missing_command": Case(
         HEAD + f'[programs.db]\ncommand = {TOUCH}\n\n[programs.web]\ncwd = "/"\n',
         r"\[programs\.web\] command: missing",
@@ -227,3 +266,34 @@ def test_check_prints_the_start_order_and_the_stop_plan(tmp_path: Path) -> None:
     assert position["web"] < position["db"] and position["worker"] < position["db"]
     assert position["db"] < position["migrate"]
     assert position["web"] == position["worker"] == position["cron"], "independent programs not in parallel"
+
+
+@pytest.mark.timeout(30)
+def test_check_shows_each_dependency_condition_and_the_program_policies(tmp_path: Path) -> None:
+    """``gsup check`` shows each program's conditions in the start order (the array form resolved),
+    and its liveness, required and restart policies."""
+    path = tmp_path / "ok.toml"
+    programs = {
+        "migrate": {"command": ["true"], "oneshot": True},
+        "cache": {"command": ["sleep", "1"]},
+        "web": {
+            "command": ["sleep", "1"],
+            "depends_on": {"cache": "started", "migrate": "completed"},
+            "liveness": {"http": "http://127.0.0.1:8000/live", "interval": "5s", "failures": 2},
+            "restart": "on-failure",
+            "min_uptime": "30s",
+        },
+        "worker": {"command": ["sleep", "1"], "depends_on": ["migrate", "cache"], "required": False},
+    }
+    path.write_text(toml({"grace": "5s"}, programs))
+    result = _run([GSUP, "check", "--config", str(path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = {m[1]: m[2] for m in re.finditer(r"^\s+\d+\. (\w+): (.*)$", result.stdout, re.M)}
+    assert "after cache started, migrate completed" in lines["web"], lines["web"]
+    assert (
+        "alive while http=http://127.0.0.1:8000/live answers (every 5s, restart after 2 failures)"
+        in lines["web"]
+    )
+    assert "a run of 30s forgives" in lines["web"]
+    assert "after migrate succeeded, cache ready" in lines["worker"], lines["worker"]
+    assert "not required" in lines["worker"]
