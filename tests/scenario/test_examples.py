@@ -517,3 +517,108 @@ def test_stack_example_starts_in_order_and_stops_cleanly() -> None:
     assert first("migrate: done") < first("web: listening") < first("worker: job 1 ")
     assert first("worker: stopped") < first("web: stopped"), "stop in reverse dependency order"
     assert proc.returncode == 0, err
+
+
+# -- the README's "Use it in your image" --------------------------------------------------
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in *language*, in order."""
+    text = (REPO / "README.md").read_text()
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.M | re.S)
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    """The README opens with the install-and-try command and the test command, in that order."""
+    text = (REPO / "README.md").read_text()
+    first = re.findall(r"^```sh\n(.*?)\n```$", text, re.M | re.S)[:2]
+    assert first == [
+        "pip install . && gsup -- python3 examples/demo.py",
+        "bash tests/install-deps && python3 -m pytest",
+    ]
+    assert text.index("## Use it in your image") > text.index("bash tests/install-deps")
+
+
+@pytest.mark.timeout(60)
+def test_readme_dockerfile_lines_are_the_examples(tmp_path: Path) -> None:
+    """The README's Dockerfile lines are Dockerfile.example's, in its order (a RUN may show the
+    first of its commands), and pass hadolint on their own."""
+    (block,) = readme_blocks("dockerfile")
+    snippet = tmp_path / "Dockerfile"
+    snippet.write_text(block)
+    shown, full = dockerfile(snippet), dockerfile(REPO / "Dockerfile.example")
+    at = 0
+    for word, args in shown:
+        for i in range(at, len(full)):
+            w, a = full[i]
+            same = a == args or (
+                w == "RUN" and shell_commands(a)[: len(shell_commands(args))] == shell_commands(args)
+            )
+            if w == word and same:
+                at = i + 1
+                break
+        else:
+            raise AssertionError(f"README's {word} {args} is not in Dockerfile.example (in this order)")
+    done = subprocess.run(
+        [hadolint(), "--no-color", str(snippet)], capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_readme_kubectl_line_names_a_played_manifest() -> None:
+    """The README's `kubectl apply -f` names an example manifest that tests/container/test_kube.py
+    plays with podman."""
+    lines = [ln for block in readme_blocks("sh") for ln in block.splitlines() if ln.startswith("kubectl ")]
+    assert lines, "no kubectl line in the README"
+    played = (REPO / "tests" / "container" / "test_kube.py").read_text()
+    for line in lines:
+        words = shlex.split(line.split("#")[0])
+        manifest = Path(words[words.index("-f") + 1])
+        assert (REPO / manifest).is_file() and manifest.parent == Path("examples/kubernetes"), line
+        assert f'"{manifest.name}"' in played, f"{manifest.name} is not in test_kube's MANIFESTS"
+
+
+# -- every example is consumed ----------------------------------------------------------------
+
+#: Each file in examples/, and the test that feeds it to the tool that consumes it.
+CONSUMERS = {
+    "README.md": "tests/scenario/test_examples.py",  # test_example_has_readme
+    "counter_app.py": "tests/scenario/test_lost_work.py",  # python3 under gsup, with Redis
+    "queue_worker.py": "tests/scenario/test_lost_work.py",
+    "resp.py": "tests/scenario/lostwork.py",  # imported; both services use it
+    "demo.py": "tests/scenario/test_examples.py",  # gsup -- python3 demo.py, Ctrl+C
+    "compose/compose.yaml": "tests/container/test_compose.py",  # podman-compose up / stop
+    "compose/README.md": "tests/scenario/test_examples.py",
+    "ecs/task-definition.json": "tests/scenario/test_examples.py",  # json, gsup check
+    "ecs/README.md": "tests/scenario/test_examples.py",
+    "kubernetes/deployment.yaml": "tests/container/test_kube.py",  # podman kube play
+    "kubernetes/deployment-prestop.yaml": "tests/container/test_kube.py",
+    "kubernetes/README.md": "tests/scenario/test_examples.py",
+    "nginx/Dockerfile": "tests/scenario/test_examples.py",  # hadolint
+    "nginx/README.md": "tests/scenario/test_examples.py",
+    "shell-app/entrypoint.sh": "tests/scenario/test_lost_work.py",  # sh -n here; run there
+    "shell-app/README.md": "tests/scenario/test_examples.py",
+    "stack/gsup.toml": "tests/scenario/test_examples.py",  # gsup --config
+    "stack/migrate.py": "tests/scenario/test_examples.py",
+    "stack/web.py": "tests/scenario/test_examples.py",
+    "stack/worker.py": "tests/scenario/test_examples.py",
+    "stack/README.md": "tests/scenario/test_examples.py",
+    "systemd/counter-app.service": "tests/scenario/test_examples.py",  # systemd-analyze verify
+    "systemd/README.md": "tests/scenario/test_examples.py",
+}
+
+
+def test_every_example_file_is_consumed_by_a_test() -> None:
+    """Every file in examples/ is listed with the test that feeds it to a real tool (python, sh,
+    gsup, PyYAML, json, podman, hadolint, systemd-analyze), and that test names it."""
+    files = {
+        str(p.relative_to(EXAMPLES))
+        for p in EXAMPLES.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    assert files == set(CONSUMERS), f"unlisted: {files - set(CONSUMERS)}; gone: {set(CONSUMERS) - files}"
+    for name, test in CONSUMERS.items():
+        path = Path(name)
+        source = (REPO / test).read_text()
+        key = path.parent.name if path.name == "README.md" and path.parent.name else path.stem
+        assert key in source, f"{test} does not mention {name}"
