@@ -48,6 +48,18 @@ def source_version() -> str:
     return m[1]
 
 
+def project_scripts() -> dict[str, str]:
+    """``[project.scripts]`` of pyproject.toml: the console scripts the wheel must declare."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    with open(REPO / "pyproject.toml", "rb") as f:
+        scripts: dict[str, str] = tomllib.load(f)["project"]["scripts"]
+    assert "gsup" in scripts, scripts
+    return scripts
+
+
 @dataclass(frozen=True)
 class Dists:
     sdist: Path
@@ -113,8 +125,8 @@ def test_sdist_and_wheel_pass_twine_check(dists: Dists) -> None:
 
 
 def test_wheel_holds_the_package_and_nothing_else(dists: Dists) -> None:
-    """The wheel holds every module of gsup/ and its py.typed marker, the gsup console script,
-    and nothing from tests/ (or any other top-level directory)."""
+    """The wheel holds every module of gsup/ and its py.typed marker, the console script that
+    pyproject.toml declares, and nothing from tests/ (or any other top-level directory)."""
     names = wheel_names(dists.wheel)
     assert "gsup/py.typed" in names
     modules = {f"gsup/{p.name}" for p in (REPO / "gsup").glob("*.py")}
@@ -125,7 +137,8 @@ def test_wheel_holds_the_package_and_nothing_else(dists: Dists) -> None:
     assert tops == {"gsup", f"gsup-{version}.dist-info"}, tops
     with zipfile.ZipFile(dists.wheel) as z:
         scripts = z.read(f"gsup-{version}.dist-info/entry_points.txt").decode()
-    assert re.search(r"^gsup = gsup\.cli:main$", scripts, re.M), scripts
+    for name, target in project_scripts().items():
+        assert re.search(rf"^{re.escape(name)} = {re.escape(target)}$", scripts, re.M), scripts
 
 
 def test_dockerfile_stage_builds_the_same_wheel(dists: Dists, dockerfile_wheel: Path) -> None:
