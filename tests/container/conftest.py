@@ -7,6 +7,12 @@ and, for the comparison, ``tini`` (and optionally ``dumb-init``,
 gsup is installed (editable) into ``.venv-container/`` inside the
 repository, which is mounted into every container at its own path: the
 container runs the working tree's gsup with the host's Python.
+
+``images`` makes, once per session, the two images that the Compose and
+Kubernetes files name: an empty one, and one with ``Dockerfile.example``'s
+config (its ENTRYPOINT ``["gsup", "--"]``, CMD, ENV, WORKDIR, STOPSIGNAL),
+whose PATH finds that gsup; the app files the Dockerfile copies are mounted
+where it copies them (``Images.app_files``).
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from podman_engine import REPO, Engine, EventPipe
+from podman_engine import REPO, Engine, EventPipe, Images
 
 VENV = REPO / ".venv-container"
 _COMPARISON: list[str] = []
+_NOTES: list[str] = []
 
 
 def _venv_ok() -> bool:
@@ -83,6 +90,28 @@ def venv() -> Path:
     return ensure_container_venv()
 
 
+@pytest.fixture(scope="session")
+def images(engine: Engine, venv: Path) -> Iterator[Images]:
+    """An empty image and one configured as Dockerfile.example is, made once, removed at the end."""
+    made = Images(engine, venv)
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+@pytest.fixture
+def note(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Say what this podman could not show (an assertion skipped), now and in the summary."""
+
+    def record(line: str) -> None:
+        _NOTES.append(line)
+        with capsys.disabled():
+            print(f"\n    NOTE: {line}", flush=True)
+
+    return record
+
+
 @pytest.fixture
 def events(tmp_path: Path) -> Iterator[EventPipe]:
     """A FIFO in the test's temporary directory (mounted into the container)."""
@@ -109,4 +138,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _COMPARISON:
         terminalreporter.section("container engine: gsup vs other inits as PID 1")
         for line in _COMPARISON:
+            terminalreporter.write_line(line)
+    if _NOTES:
+        terminalreporter.section("container engine: what this podman could not show (assertions skipped)")
+        for line in dict.fromkeys(_NOTES):
             terminalreporter.write_line(line)

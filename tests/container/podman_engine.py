@@ -12,22 +12,35 @@ inspect``.
 Two settings make podman work inside CI's own container: an empty
 ``default_ulimits`` (raising limits is not allowed there) in a private
 ``containers.conf``, and runc with the cgroupfs cgroup manager (no systemd).
+
+Compose and Kubernetes files name an image, so ``Engine.import_image``
+makes one from an empty tar (``podman import``, with ``--change`` for the
+image's config: ENTRYPOINT, ENV, STOPSIGNAL...); the host's directories are
+mounted into its containers the same way (``host_mounts``). podman-compose
+reaches this engine through ``Engine.wrapper``, a ``podman`` that adds the
+two settings.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import select
 import shutil
 import subprocess
 import sys
+import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import IO, Any, Optional
+
+from examplekit import DOCKERFILE, copy_sources, runtime_config, stages
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_DIRS = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc")
@@ -40,6 +53,43 @@ def python_prefix() -> Optional[str]:
     """The Python installation to mount, when it is not under /usr already."""
     prefix = os.path.realpath(sys.base_prefix)
     return None if prefix == "/usr" or prefix.startswith("/usr/") else prefix
+
+
+def report_exit(logs: str) -> int:
+    """The code on gsup's report line ``gsup: exit <code>``."""
+    found = re.findall(r"^gsup: exit\s+(\d+)\s*$", logs, re.M)
+    assert found, f"no report line 'gsup: exit <code>' in the logs:\n{logs}"
+    return int(found[-1])
+
+
+def host_mounts() -> list[str]:
+    """The host directories an empty rootfs gets, read-only, to run the host's programs."""
+    return [d for d in (*HOST_DIRS, python_prefix()) if d is not None and os.path.exists(d)]
+
+
+def unique_name(prefix: str = "gsup-test") -> str:
+    """A name for a container, pod, project or image of this test run alone."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Pid1:
+    """A container's PID 1 as the host sees it (``/proc`` of its host pid)."""
+
+    host_pid: int
+    comm: str
+    argv: list[str]
+    nspid: list[int]
+    environ: dict[str, str]
+
+    @property
+    def is_gsup(self) -> bool:
+        """gsup, either still parsing (``.../gsup --``) or handed over to its lean supervisor."""
+        return self.comm == "gsup" or any(os.path.basename(a) in ("gsup", "lean.py") for a in self.argv[:3])
+
+    @property
+    def pid_in_container(self) -> int:
+        return self.nspid[-1]
 
 
 @dataclass(frozen=True)
@@ -64,6 +114,13 @@ class Engine:
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
         runc = shutil.which("runc") or "/usr/sbin/runc"
         self.base = ["podman", "--runtime", runc, "--cgroup-manager", "cgroupfs"]
+        #: ``podman`` with this engine's settings, for tools that run podman themselves.
+        self.wrapper = state_dir / "podman"
+        self.wrapper.write_text(
+            f"#!/bin/sh\nCONTAINERS_CONF='{conf}' exec podman"
+            f" --runtime '{runc}' --cgroup-manager cgroupfs \"$@\"\n"
+        )
+        self.wrapper.chmod(0o755)
 
     @staticmethod
     def missing() -> Optional[str]:
@@ -93,10 +150,63 @@ class Engine:
             raise AssertionError(f"podman {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
         return done.stdout
 
+    def version(self) -> tuple[int, ...]:
+        """podman's version, ``(4, 3, 1)``."""
+        text = self.check("version", "--format", "{{.Client.Version}}").strip()
+        return tuple(int(part) for part in text.split("-")[0].split(".") if part.isdigit())
+
+    def import_image(self, name: str, changes: Sequence[str]) -> None:
+        """An image with nothing in it and the config of *changes* (``podman import --change``)."""
+        empty = self.state_dir / "empty.tar"
+        if not empty.exists():
+            with tarfile.open(empty, "w"):
+                pass
+        args: list[str] = []
+        for change in changes:
+            args += ["--change", change]
+        self.check("import", *args, str(empty), name)
+
+    def remove_image(self, name: str) -> None:
+        self.podman("rmi", "--force", name)
+
+    def pid1(self, name: str) -> Pid1:
+        """PID 1 of a running container, read from the host's /proc."""
+        pid = int(self.check("inspect", "--format", "{{.State.Pid}}", name).strip())
+        assert pid > 0, f"{name} is not running"
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as fb:
+            argv = [a.decode() for a in fb.read().split(b"\0") if a]
+        with open(f"/proc/{pid}/status") as f:
+            nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
+        with open(f"/proc/{pid}/environ", "rb") as fb:
+            pairs = [e.decode().partition("=") for e in fb.read().split(b"\0") if e]
+        return Pid1(pid, comm, argv, [int(n) for n in nspid], {k: v for k, _, v in pairs})
+
+    @contextmanager
+    def follow(self, name: str) -> Iterator[Follow]:
+        """``podman logs --follow NAME``, its lines collected to wait on; ended with the block."""
+        proc = subprocess.Popen(
+            [*self.base, "logs", "--follow", name],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert proc.stdout is not None
+        follow = Follow(proc.stdout)
+        try:
+            yield follow
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            follow.join(10)
+
     @contextmanager
     def container(self, rootfs: Path, prefix: str = "gsup-test") -> Iterator[Container]:
         """A unique container name, removed (forcibly) however the test ends."""
-        c = Container(self, f"{prefix}-{uuid.uuid4().hex[:12]}", rootfs)
+        c = Container(self, unique_name(prefix), rootfs)
         try:
             yield c
         finally:
@@ -120,9 +230,8 @@ class Container:
         self.rootfs.mkdir(parents=True, exist_ok=True)
         (self.rootfs / "tmp").mkdir(mode=0o1777, exist_ok=True)
         mounts: list[str] = []
-        for d in (*HOST_DIRS, python_prefix()):
-            if d is not None and os.path.exists(d):
-                mounts += ["-v", f"{d}:{d}:ro"]
+        for d in host_mounts():
+            mounts += ["-v", f"{d}:{d}:ro"]
         for v in (REPO, *volumes):
             mounts += ["-v", f"{v}:{v}"]
         run = ["run", "--detach", "--name", self.name]
@@ -191,3 +300,87 @@ class EventPipe:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class Follow:
+    """The lines of a stream (a container's logs), collected by a thread, to wait on."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        with stream:
+            for raw in iter(stream.readline, b""):
+                with self._cond:
+                    self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                    self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the stream's end (the writer is gone); the stream is closed then."""
+        self._thread.join(timeout)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The first line containing *text*; fails when the stream ends or *timeout* passes."""
+
+        def found() -> Optional[str]:
+            return next((line for line in self.lines if text in line), None)
+
+        with self._cond:
+            self._cond.wait_for(lambda: found() is not None or self._closed, timeout)
+            line = found()
+            if line is None:
+                raise AssertionError(f"no line with {text!r} within {timeout}s:\n" + "\n".join(self.lines))
+            return line
+
+
+class Images:
+    """The images Compose and Kubernetes files can name, made with ``podman import``.
+
+    ``empty``: nothing in it (PATH set). ``example``: the config of
+    Dockerfile.example's final stage (ENTRYPOINT ``["gsup", "--"]``, CMD,
+    ENV, WORKDIR, EXPOSE, STOPSIGNAL), with a PATH that finds *venv*'s gsup
+    first, where the real image has the wheel's. ``app_files``: where the
+    Dockerfile copies the app's files, to mount them there.
+    """
+
+    def __init__(self, engine: Engine, venv: Path) -> None:
+        final = stages(DOCKERFILE)[-1]
+        config = runtime_config(final)
+        prefix = python_prefix()
+        # Where `pip install` puts gsup in the real image (/usr/local/bin), the venv is here.
+        path = [str(venv / "bin"), *([f"{prefix}/bin"] if prefix else [])]
+        path += ["/usr/local/bin", "/usr/bin", "/bin"]
+        env = {**config["env"], "PATH": ":".join(path)}
+        changes = [
+            f"ENTRYPOINT {json.dumps(config['entrypoint'])}",
+            f"CMD {json.dumps(config['cmd'])}",
+            f"STOPSIGNAL {config['stopsignal']}",
+            f"WORKDIR {config['workdir']}",
+            *(f"EXPOSE {port}" for port in config["expose"]),
+            *(f"ENV {k}={v}" for k, v in env.items()),
+            # USER is left out: the host's Python may live where uid 10001 cannot read it.
+        ]
+        #: The example's config, as the tests compare with what runs.
+        self.config: dict[str, Any] = {**config, "env": env}
+        #: (host file, path in the image) for each file the Dockerfile copies from examples/.
+        self.app_files: list[tuple[Path, str]] = []
+        for args in final.all("COPY"):
+            stage, sources, dest = copy_sources(args)
+            if stage is None:
+                self.app_files += [(REPO / s, f"{dest.rstrip('/')}/{Path(s).name}") for s in sources]
+        self.engine = engine
+        self.empty = f"localhost/{unique_name('gsup-test-empty')}"
+        self.example = f"localhost/{unique_name('gsup-test-example')}"
+        engine.import_image(self.empty, ["ENV PATH=/usr/local/bin:/usr/bin:/bin"])
+        engine.import_image(self.example, changes)
+
+    def remove(self) -> None:
+        for name in (self.example, self.empty):
+            self.engine.remove_image(name)

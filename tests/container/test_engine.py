@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from podman_engine import REPO, Container, Engine, EventPipe
+from podman_engine import REPO, Container, Engine, EventPipe, report_exit
 
 from gsup.units import parse_duration
 
@@ -39,13 +39,6 @@ def child(venv: Path, events: EventPipe, *args: str) -> list[str]:
 
 def gsup(venv: Path, *options: str) -> list[str]:
     return [str(venv / "bin" / "gsup"), *options, "--"]
-
-
-def report_exit(logs: str) -> int:
-    """The code on gsup's report line ``gsup: exit <code>``."""
-    found = re.findall(r"^gsup: exit\s+(\d+)\s*$", logs, re.M)
-    assert found, f"no report line 'gsup: exit <code>' in the logs:\n{logs}"
-    return int(found[-1])
 
 
 def start(c: Container, argv: list[str], events: EventPipe, options: Sequence[str] = ()) -> None:

@@ -6,7 +6,11 @@ tells gsup (``GSUP_PLATFORM_TIMEOUT``), and gsup's budget, margin = max(1 s,
 SIGKILL before the platform's. The numbers are computed here from that rule,
 compared with ``gsup.budget.resolve``, and with what the real ``gsup check``
 prints for the example's environment (which also proves gsup accepts every
-``GSUP_*`` value in it). Fast, no marker: no container, no Redis.
+``GSUP_*`` value in it). The files are read by the tools that consume
+them: YAML by PyYAML, JSON by ``json``, the systemd unit by ``systemd-analyze
+verify``, the Dockerfiles by hadolint; the Compose and Kubernetes files are
+also run by podman (``tests/container``). Fast, no marker: no container, no
+Redis.
 """
 
 from __future__ import annotations
@@ -16,21 +20,20 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import miniyaml
 import pytest
+from examplekit import EXAMPLES, REPO, copy_sources, dockerfile, exec_form, hadolint, stages, yaml_documents
 
 from gsup.budget import Platform, resolve
 from gsup.units import parse_duration, parse_signal
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
-
 
 # -- the budget rule, and gsup's own view of it --------------------------------------------
 
@@ -95,18 +98,6 @@ def assert_budget(
     assert rows["--platform"] == platform.value, rows
     assert math.isclose(parse_duration(rows["--grace"]), grace, abs_tol=0.05), rows
     return grace
-
-
-def yaml_documents(path: Path) -> list[Any]:
-    """The documents of a YAML example; PyYAML, when installed, must read them alike."""
-    text = path.read_text()
-    docs = miniyaml.load_all(text)
-    try:
-        import yaml
-    except ImportError:
-        return docs
-    assert list(yaml.safe_load_all(text)) == docs, f"{path}: the parsers disagree"
-    return docs
 
 
 def env_list(entries: list[dict[str, str]]) -> dict[str, str]:
@@ -272,30 +263,25 @@ def test_systemd_unit(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.timeout(60)
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd's own checker reads the unit without a complaint (no unknown key, no bad value)."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing (Debian package systemd, see tests/install-deps)"
+    text = (EXAMPLES / "systemd" / "counter-app.service").read_text()
+    # verify also checks that ExecStart's program exists; the unit's venv is not installed here,
+    # so an executable that is stands in for it. Every other line is the example's.
+    venv_gsup = "/opt/counter-app/venv/bin/gsup"
+    assert venv_gsup in text
+    unit = tmp_path / "counter-app.service"
+    unit.write_text(text.replace(venv_gsup, sys.executable))
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stdout + done.stderr
+
+
 # -- Dockerfiles --------------------------------------------------------------------------
-
-
-def dockerfile(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for line in path.read_text().splitlines():
-        if line.lstrip().startswith("#") or not line.strip():
-            continue
-        pending += line.rstrip()
-        if pending.endswith("\\"):
-            pending = pending[:-1] + " "
-            continue
-        word, _, args = pending.strip().partition(" ")
-        out.append((word.upper(), args.strip()))
-        pending = ""
-    return out
-
-
-def exec_form(args: str) -> list[str]:
-    value = json.loads(args)
-    assert isinstance(value, list) and all(isinstance(a, str) for a in value), args
-    return value
 
 
 def only(instructions: list[tuple[str, str]], word: str) -> str:
@@ -304,24 +290,85 @@ def only(instructions: list[tuple[str, str]], word: str) -> str:
     return found[0]
 
 
+DOCKERFILES = {"Dockerfile.example": REPO / "Dockerfile.example", "nginx": EXAMPLES / "nginx" / "Dockerfile"}
+SLIM = r"python:3(\.\d+)*-slim(-\w+)?"
+
+
+def shell_commands(run: str) -> list[list[str]]:
+    """The commands of a shell-form RUN (``a && b``), each split like the shell does."""
+    return [shlex.split(part) for part in run.split("&&")]
+
+
 def test_dockerfile_example(tmp_path: Path) -> None:
     """Dockerfile.example builds a slim Python image that installs gsup with pip, runs as a
     non-root user, and makes gsup PID 1 with SIGTERM as the stop signal."""
     ins = dockerfile(REPO / "Dockerfile.example")
-    assert re.fullmatch(r"python:3(\.\d+)*-slim(-\w+)?", only(ins, "FROM")), only(ins, "FROM")
+    final = stages(REPO / "Dockerfile.example")[-1]
+    for base in (a.split()[0] for w, a in ins if w == "FROM"):
+        assert re.fullmatch(SLIM, base), base
     assert any(w == "RUN" and re.search(r"pip install .*\bgsup\b", a) for w, a in ins)
-    users = [a for w, a in ins if w == "USER"]
+    users = final.all("USER")
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as root"
     assert parse_signal(only(ins, "STOPSIGNAL")) == signal.SIGTERM
     assert exec_form(only(ins, "ENTRYPOINT")) == ["gsup", "--"]
     assert_app_command(exec_form(only(ins, "CMD")))
     for w, a in ins:
         if w == "COPY":
-            sources = [s for s in a.split() if not s.startswith("--")][:-1]
-            for src in sources:
+            stage, sources, _ = copy_sources(a)
+            for src in sources if stage is None else ():  # --from: a path in another stage
                 assert (REPO / src).exists(), f"COPY source {src} does not exist"
     # As the image runs it under docker (detected, 10 s), gsup accepts it.
     gsup_check({"container": "docker"}, exec_form(only(ins, "CMD")), tmp_path)
+
+
+@pytest.mark.parametrize("name", list(DOCKERFILES))
+def test_dockerfile_installs_the_wheel_built_from_this_repository(name: str) -> None:
+    """The image's gsup is the wheel that its first stage builds from this repository's source
+    (pyproject.toml, README.md, gsup/), never a name looked up on a package index."""
+    build, final = stages(DOCKERFILES[name])
+    assert build.name and re.fullmatch(SLIM, build.base) and build.base == final.base
+    copied = sorted(src for args in build.all("COPY") for src in copy_sources(args)[1])
+    assert copied == ["README.md", "gsup/", "pyproject.toml"], copied
+    (run,) = build.all("RUN")
+    (wheel,) = shell_commands(run)
+    assert wheel[:2] == ["pip", "wheel"] and "--no-deps" in wheel and wheel[-1] == ".", wheel
+    wheel_dir = wheel[wheel.index("--wheel-dir") + 1]
+    (taken,) = [copy_sources(a) for a in final.all("COPY") if copy_sources(a)[0] == build.name]
+    assert taken[1] == [wheel_dir.rstrip("/") + "/"], taken
+    installs = [c for r in final.all("RUN") for c in shell_commands(r) if c[:2] == ["pip", "install"]]
+    assert installs, "the final stage installs nothing"
+    for install in installs:
+        targets = [a for a in install[2:] if not a.startswith("-")]
+        assert targets and all(a.startswith(taken[2]) and a.endswith(".whl") for a in targets), (
+            f"pip installs something other than the copied wheel: {install}"
+        )
+    for stage in (build, final):
+        for r in stage.all("RUN"):
+            for c in shell_commands(r):
+                assert not (c[:2] == ["pip", "install"] and "gsup" in c), f"gsup from an index: {c}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", list(DOCKERFILES))
+def test_dockerfile_passes_hadolint(name: str) -> None:
+    """hadolint finds nothing in the example Dockerfiles, and every rule they ignore is
+    justified by a comment just above the ignore."""
+    path = DOCKERFILES[name]
+    done = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "info", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "hadolint ignore=" in line:
+            before = lines[i - 1].strip() if i else ""
+            assert before.startswith("#") and "hadolint" not in before and len(before) > 20, (
+                f"{path.name}:{i + 1}: an ignore without a reason on the line above"
+            )
 
 
 def test_nginx_dockerfile_rewrites_term_to_quit(tmp_path: Path) -> None:
@@ -390,3 +437,188 @@ def test_example_has_readme(name: str) -> None:
     """Every deployable example has a short README, linked from examples/README.md."""
     assert (EXAMPLES / name / "README.md").is_file()
     assert f"({name}/)" in (EXAMPLES / "README.md").read_text()
+
+
+# -- the demo and the stack: run by gsup as their READMEs say -------------------------------
+
+
+@contextmanager
+def supervised(argv: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """gsup started without a terminal; whatever is left of it at the end is killed by pid."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # no terminal: gsup gives the child a group of its own
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:  # failed half-way: kill gsup's descendants, then gsup, by pid
+            import psutil
+
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def read_until(proc: subprocess.Popen[str], text: str) -> list[str]:
+    """gsup's stdout lines up to the first one containing *text* (the test's timeout bounds it)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if text in line:
+            return lines
+    raise AssertionError(f"gsup's stdout ended without {text!r}: {lines}")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("presses", [1, 2])
+def test_demo_stops_on_ctrl_c(presses: int) -> None:
+    """The README's first command: one Ctrl+C (SIGINT) lets the demo finish its job and exit 0
+    inside the grace; a second one makes gsup force-kill it (exit 137)."""
+    argv = [sys.executable, "-m", "gsup", "--", sys.executable, str(EXAMPLES / "demo.py")]
+    with supervised(argv, REPO) as proc:
+        read_until(proc, "demo: ready")
+        proc.send_signal(signal.SIGINT)
+        read_until(proc, "demo: got SIGINT")
+        if presses == 2:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    if presses == 1:
+        assert proc.returncode == 0, err
+        assert "exited within the grace" in err, err
+    else:
+        assert proc.returncode == 137, err
+        assert "force-killed" in err, err
+
+
+@pytest.mark.timeout(60)
+def test_stack_example_starts_in_order_and_stops_cleanly() -> None:
+    """examples/stack/gsup.toml, run from the repository root as its README says: migrate, then
+    web once it answers, then worker; SIGTERM stops worker before web and gsup exits 0."""
+    argv = [sys.executable, "-m", "gsup", "--config", "examples/stack/gsup.toml"]
+    with supervised(argv, REPO) as proc:
+        started = read_until(proc, "worker: job 1 ")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    lines = started + out.splitlines()
+
+    def first(text: str) -> int:
+        found = [i for i, line in enumerate(lines) if text in line]
+        assert found, f"no line with {text!r}:\n" + "\n".join(lines) + err
+        return found[0]
+
+    assert first("migrate: done") < first("web: listening") < first("worker: job 1 ")
+    assert first("worker: stopped") < first("web: stopped"), "stop in reverse dependency order"
+    assert proc.returncode == 0, err
+
+
+# -- the README's "Use it in your image" --------------------------------------------------
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in *language*, in order."""
+    text = (REPO / "README.md").read_text()
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.M | re.S)
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    """The README opens with the install-and-try command and the test command, in that order."""
+    text = (REPO / "README.md").read_text()
+    first = re.findall(r"^```sh\n(.*?)\n```$", text, re.M | re.S)[:2]
+    assert first == [
+        "pip install . && gsup -- python3 examples/demo.py",
+        "bash tests/install-deps && python3 -m pytest",
+    ]
+    assert text.index("## Use it in your image") > text.index("bash tests/install-deps")
+
+
+@pytest.mark.timeout(60)
+def test_readme_dockerfile_lines_are_the_examples(tmp_path: Path) -> None:
+    """The README's Dockerfile lines are Dockerfile.example's, in its order (a RUN may show the
+    first of its commands), and pass hadolint on their own."""
+    (block,) = readme_blocks("dockerfile")
+    snippet = tmp_path / "Dockerfile"
+    snippet.write_text(block)
+    shown, full = dockerfile(snippet), dockerfile(REPO / "Dockerfile.example")
+    at = 0
+    for word, args in shown:
+        for i in range(at, len(full)):
+            w, a = full[i]
+            same = a == args or (
+                w == "RUN" and shell_commands(a)[: len(shell_commands(args))] == shell_commands(args)
+            )
+            if w == word and same:
+                at = i + 1
+                break
+        else:
+            raise AssertionError(f"README's {word} {args} is not in Dockerfile.example (in this order)")
+    done = subprocess.run(
+        [hadolint(), "--no-color", str(snippet)], capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_readme_kubectl_line_names_a_played_manifest() -> None:
+    """The README's `kubectl apply -f` names an example manifest that tests/container/test_kube.py
+    plays with podman."""
+    lines = [ln for block in readme_blocks("sh") for ln in block.splitlines() if ln.startswith("kubectl ")]
+    assert lines, "no kubectl line in the README"
+    played = (REPO / "tests" / "container" / "test_kube.py").read_text()
+    for line in lines:
+        words = shlex.split(line.split("#")[0])
+        manifest = Path(words[words.index("-f") + 1])
+        assert (REPO / manifest).is_file() and manifest.parent == Path("examples/kubernetes"), line
+        assert f'"{manifest.name}"' in played, f"{manifest.name} is not in test_kube's MANIFESTS"
+
+
+# -- every example is consumed ----------------------------------------------------------------
+
+#: Each file in examples/, and the test that feeds it to the tool that consumes it.
+CONSUMERS = {
+    "README.md": "tests/scenario/test_examples.py",  # test_example_has_readme
+    "counter_app.py": "tests/scenario/test_lost_work.py",  # python3 under gsup, with Redis
+    "queue_worker.py": "tests/scenario/test_lost_work.py",
+    "resp.py": "tests/scenario/lostwork.py",  # imported; both services use it
+    "demo.py": "tests/scenario/test_examples.py",  # gsup -- python3 demo.py, Ctrl+C
+    "compose/compose.yaml": "tests/container/test_compose.py",  # podman-compose up / stop
+    "compose/README.md": "tests/scenario/test_examples.py",
+    "ecs/task-definition.json": "tests/scenario/test_examples.py",  # json, gsup check
+    "ecs/README.md": "tests/scenario/test_examples.py",
+    "kubernetes/deployment.yaml": "tests/container/test_kube.py",  # podman kube play
+    "kubernetes/deployment-prestop.yaml": "tests/container/test_kube.py",
+    "kubernetes/README.md": "tests/scenario/test_examples.py",
+    "nginx/Dockerfile": "tests/scenario/test_examples.py",  # hadolint
+    "nginx/README.md": "tests/scenario/test_examples.py",
+    "shell-app/entrypoint.sh": "tests/scenario/test_lost_work.py",  # sh -n here; run there
+    "shell-app/README.md": "tests/scenario/test_examples.py",
+    "stack/gsup.toml": "tests/scenario/test_examples.py",  # gsup --config
+    "stack/migrate.py": "tests/scenario/test_examples.py",
+    "stack/web.py": "tests/scenario/test_examples.py",
+    "stack/worker.py": "tests/scenario/test_examples.py",
+    "stack/README.md": "tests/scenario/test_examples.py",
+    "systemd/counter-app.service": "tests/scenario/test_examples.py",  # systemd-analyze verify
+    "systemd/README.md": "tests/scenario/test_examples.py",
+}
+
+
+def test_every_example_file_is_consumed_by_a_test() -> None:
+    """Every file in examples/ is listed with the test that feeds it to a real tool (python, sh,
+    gsup, PyYAML, json, podman, hadolint, systemd-analyze), and that test names it."""
+    files = {
+        str(p.relative_to(EXAMPLES))
+        for p in EXAMPLES.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    assert files == set(CONSUMERS), f"unlisted: {files - set(CONSUMERS)}; gone: {set(CONSUMERS) - files}"
+    for name, test in CONSUMERS.items():
+        path = Path(name)
+        source = (REPO / test).read_text()
+        key = path.parent.name if path.name == "README.md" and path.parent.name else path.stem
+        assert key in source, f"{test} does not mention {name}"
