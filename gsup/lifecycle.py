@@ -660,7 +660,7 @@ class Lifecycle:
                 return [
                     Note(
                         "restart_scheduled",
-                        f"{p.name}: restart in {format_duration(delay)}{in_a_row}",
+                        f"{p.name}: restart {p.restarts + 1} in {format_duration(delay)}{in_a_row}",
                         {"program": p.name, "failed_runs": p.failed_runs, "delay": delay},
                     )
                 ]

@@ -125,11 +125,14 @@ class Gsup(GsupRun):
     # -- what it said (with --log-format json) --
 
     def events(self) -> list[dict[str, Any]]:
+        """gsup's own JSON events (not the programs' lines, JSON objects too)."""
         assert self.err is not None
         out = []
         for line in self.err.text().splitlines():
             if line.startswith("{"):
-                out.append(json.loads(line))
+                record = json.loads(line)
+                if "event" in record:
+                    out.append(record)
         return out
 
     def report(self) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_broken_stdout_many(gsup, tag, tmp_path, on_term, status):
         run = gsup(["--log-format", "json", "--config", config], stdout=w)
     finally:
         os.close(w)
-    run.err.expect(r"^p \| 0 2 1 ")  # flooding, its TERM handler set (stdout goes nowhere)
+    run.err.expect(r'"program": "p", "stream": "stderr", "line": "0 2 1 ')  # flooding, its TERM handler set
     run.send(signal.SIGTERM)
     assert run.finish(GRACE + 10) == status, run.err.text()[-3000:]
     assert tagged(tag) == []
