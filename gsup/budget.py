@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Callable, NamedTuple, Optional, Tuple
 
 from gsup.errors import UsageError
-from gsup.units import format_duration
+from gsup.units import format_duration, quote
 
 #: The grace when no platform deadline bounds it (platform ``none``).
 DEFAULT_GRACE = 10.0
@@ -276,7 +276,7 @@ def parse_platform(text: str) -> Platform:
         return Platform(name)
     except ValueError:
         valid = ", ".join(p.value for p in Platform)
-        raise UsageError(f"invalid platform {text!r}: use one of {valid}") from None
+        raise UsageError(f"invalid platform {quote(text)}: use one of {valid}") from None
 
 
 class Budget(NamedTuple):

@@ -555,7 +555,8 @@ class Lifecycle:
         policy = spec.restart.policy
         if policy is Restart.ALWAYS or (policy is Restart.ON_FAILURE and failed):
             if p.restarts < spec.restart.max_restarts:
-                delay = min(spec.restart.backoff * 2**p.restarts, spec.restart.backoff_max)
+                # The exponent is capped: 2**1024 no longer fits a float (and 2**64 s is forever).
+                delay = min(spec.restart.backoff * 2.0 ** min(p.restarts, 64), spec.restart.backoff_max)
                 p.restarts += 1
                 p.state, p.restart_at = State.BACKOFF, now + delay
                 return [

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from gsup.readiness import Attempt
 
 Clock = Callable[[], float]
+_POLL_MAX_MS = 2**31 - 1
 
 
 def foreground_terminal() -> bool:
@@ -242,7 +243,8 @@ class Loop:
         if not due:
             return None  # idle: block until something happens, however long
         # Round up: waking a millisecond early would only mean a second wake-up.
-        return max(0, math.ceil((min(due) - self.clock()) * 1000))
+        # At most what poll takes (a C int of ms): a later deadline is met by waking again.
+        return min(_POLL_MAX_MS, max(0, math.ceil((min(due) - self.clock()) * 1000)))
 
     def _wake(self) -> None:
         now = self.clock()

@@ -372,3 +372,21 @@ def test_leftovers_of_the_job_get_the_stop_signal_once_every_program_ended() -> 
     assert f.next_deadline() == T0 + 1 + GRACE  # the rest of the stop's grace
     f.on_all_gone(T0 + 3)
     assert f.done and f.exit_code() == 0
+
+
+def test_the_backoff_stays_at_its_maximum_after_a_thousand_restarts() -> None:
+    """After 1,100 restarts the delay is still backoff_max (2**1100 does not fit a float)."""
+    spec = prog("w", restart=RestartSpec(Restart.ALWAYS, max_restarts=2000, backoff=0.01, backoff_max=1.0))
+    f = fleet(spec)
+    f.begin(T0)
+    now = T0
+    for pid in range(10, 1110):
+        f.on_started("w", pid, now)
+        f.on_exit("w", OK, now)
+        due = f.next_deadline()
+        assert due is not None
+        now = due
+        f.on_deadline(now)
+    f.on_started("w", 2000, now)
+    f.on_exit("w", OK, now)
+    assert f.next_deadline() == now + 1.0
