@@ -33,7 +33,7 @@ from gsup import linux
 from gsup.config import Resolved
 from gsup.errors import UsageError
 from gsup.readiness import Probe, http_check
-from gsup.units import format_duration, parse_duration, signal_name
+from gsup.units import format_duration, parse_duration, quote, signal_name
 
 #: How long a probe keeps sending requests at least, from the stop signal: a
 #: load balancer goes on routing to a stopping instance for a moment.
@@ -53,12 +53,19 @@ class DrillOptions(NamedTuple):
         if after is not None and ready is not None:
             raise UsageError("gsup drill: give --after or --ready, not both")
         if probe is not None and not probe.startswith(("http://", "https://")):
-            raise UsageError(f"--probe: {probe!r} is not an http:// or https:// URL")
+            raise UsageError(f"--probe: {quote(probe)} is not an http:// or https:// URL")
         return cls(
-            after=parse_duration(after) if after is not None else None,
+            after=_after(after) if after is not None else None,
             ready=Probe.parse(ready) if ready is not None else None,
             probe=probe,
         )
+
+
+def _after(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except UsageError as e:
+        raise UsageError(f"--after: {e.message}") from None
 
 
 @dataclass

@@ -11,7 +11,7 @@ privileges. Exec errors come back through a close-on-exec pipe: it closes
 without data when exec succeeds.
 
 Imports: the standard library, ``gsup.errors``, ``gsup.linux``,
-``gsup.signals``, ``gsup.model``.
+``gsup.signals``, ``gsup.model``, ``gsup.units``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from typing import NamedTuple, Optional
 from gsup import linux, signals
 from gsup.errors import CommandNotExecutable, CommandNotFound, GsupError, SpawnFailed, UsageError
 from gsup.model import ProgramSpec
+from gsup.units import quote
+
+#: The largest user or group id: (uid_t)-1 means "no change" to the kernel.
+MAX_ID = 2**32 - 2
 
 
 class Credentials(NamedTuple):
@@ -47,24 +51,32 @@ def resolve_user(spec: str, *, where: str = "--user") -> Optional[Credentials]:
     import pwd
 
     user, _, group = spec.partition(":")
+    for name, kind in ((user, "user"), (group, "group")):
+        if _numeric(name) and int(name) > MAX_ID:
+            raise UsageError(f"{where}: {name} is not a {kind} id (0-{MAX_ID})")
     try:
-        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        pw = pwd.getpwuid(int(user)) if _numeric(user) else pwd.getpwnam(user)
         uid, gid, name = pw.pw_uid, pw.pw_gid, pw.pw_name
     except KeyError:
-        if not user.isdigit():
-            raise UsageError(f"{where}: no such user {user!r}") from None
+        if not _numeric(user):
+            raise UsageError(f"{where}: no such user {quote(user)}") from None
         uid, gid, name = int(user), int(user), user
     if group:
         try:
-            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+            gid = int(group) if _numeric(group) else grp.getgrnam(group).gr_gid
         except KeyError:
-            raise UsageError(f"{where}: no such group {group!r}") from None
+            raise UsageError(f"{where}: no such group {quote(group)}") from None
     groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
     if os.geteuid() != 0:
         if (uid, gid) != (os.geteuid(), os.getegid()):
             raise UsageError(f"{where} {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
         return None  # already that user: nothing to switch, and no right to setgroups
     return Credentials(uid, gid, groups, name)
+
+
+def _numeric(name: str) -> bool:
+    """An id, not a name: ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
+    return name.isascii() and name.isdigit()
 
 
 def inherited_environment() -> dict[bytes, bytes]:
