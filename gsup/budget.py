@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Callable, NamedTuple, Optional, Tuple
 
 from gsup.errors import UsageError
-from gsup.units import format_duration, quote
+from gsup.units import format_duration, parse_duration, quote
 
 #: The grace when no platform deadline bounds it (platform ``none``).
 DEFAULT_GRACE = 10.0
@@ -314,6 +314,14 @@ def _fmt(seconds: float) -> str:
     return format_duration(seconds)
 
 
+def _exact(seconds: float) -> str:
+    """``_fmt``, or more digits where its rounding would hide the difference (27.001s, not 27.0s)."""
+    shown = _fmt(seconds)
+    if parse_duration(shown.lstrip("-")) == abs(seconds):
+        return shown
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
+
+
 def _check(name: str, value: Optional[float]) -> None:
     if value is None:
         return
@@ -373,8 +381,8 @@ def resolve(
         total = stop_delay + grace + margin
         if total > deadline + _SLACK:
             raise UsageError(
-                f"stop delay {_fmt(stop_delay)} + grace {_fmt(grace)} + margin {_fmt(margin)}"
-                f" = {_fmt(total)} exceeds {where}; lower --grace or --stop-delay,"
+                f"stop delay {_exact(stop_delay)} + grace {_exact(grace)} + margin {_exact(margin)}"
+                f" = {_exact(total)} exceeds {where}; lower --grace or --stop-delay,"
                 " or raise --platform-timeout"
             )
     return Budget(
@@ -404,11 +412,14 @@ def timeline(budget: Budget) -> list[tuple[float, str]]:
     events.append((budget.kill_at, "grace ends: gsup sends SIGKILL to every process left, reaps, reports"))
     slack = budget.slack
     if budget.deadline is not None and slack is not None:
+        # With no platform, the deadline is --platform-timeout's: whatever stops gsup kills then.
+        who = (
+            f"{p.value} deadline: the platform" if p is not Platform.NONE else "deadline: whatever stops gsup"
+        )
         events.append(
             (
                 budget.deadline,
-                f"{p.value} deadline: the platform sends SIGKILL, {_fmt(slack)} after gsup's"
-                f" (margin {_fmt(budget.margin)})",
+                f"{who} sends SIGKILL, {_fmt(slack)} after gsup's (margin {_fmt(budget.margin)})",
             )
         )
     return events

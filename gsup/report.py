@@ -134,6 +134,23 @@ def _program_text(p: ProgramOutcome) -> str:
 # -- gsup check ----------------------------------------------------------------------
 
 _DURATIONS = ("grace", "stop_delay", "platform_timeout")
+_SIGNALS = ("stop_signal", "parent_death_signal", "rewrite")
+
+
+def _signals_shown(name: str, value: object) -> str:
+    """A signal option's value as the plan holds it (already validated): ``SIGTERM``, ``SIGTERM:SIGQUIT``."""
+    from gsup.units import parse_signal
+
+    if name != "rewrite":
+        return parse_signal(str(value)).name
+    pairs = value.split() if isinstance(value, str) else value
+    if not isinstance(pairs, (list, tuple)):
+        pairs = [pairs]
+    shown = []
+    for pair in pairs:
+        src, _, dst = str(pair).partition(":")
+        shown.append(f"{parse_signal(src).name}:{parse_signal(dst).name}")
+    return " ".join(shown) or "-"
 
 
 def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
@@ -146,6 +163,12 @@ def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
         value = s.value
         if name in _DURATIONS and isinstance(value, (str, int)) and not isinstance(value, bool):
             value = parse_duration(str(value))  # shown like the computed ones
+        elif name in _SIGNALS and value is not None:
+            value = _signals_shown(name, value)  # resolved: SIGTERM, not the raw "Term"
+        if name == "platform_timeout" and value is None:
+            # The deadline in force: the platform's own, or none at all.
+            deadline = resolved.budget.deadline
+            value = "no deadline" if deadline is None else format_duration(deadline)
         if isinstance(value, float):
             shown = format_duration(value)
         elif isinstance(value, (list, tuple)):
@@ -163,6 +186,8 @@ def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
         }[s.source]
         if name == "platform" and s.source is Source.PLATFORM:
             origin = f"detected: {resolved.evidence}"
+        if name == "platform_timeout" and s.value is None and resolved.budget.deadline is not None:
+            origin = "platform default"
         rows.append((option_flag(name), shown, origin))
     return rows
 
