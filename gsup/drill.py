@@ -231,7 +231,7 @@ def _verdict(
     gsup_status: Optional[int],
 ) -> int:
     grace = resolved.plan.grace
-    lines = [f"gsup drill: {resolved.plan.program.display}"]
+    lines = [f"gsup drill: {resolved.plan.program.brief}"]
     lines.append(
         f"  platform        {resolved.budget.platform.value} (stop signal {signal_name(stop_sig)}, "
         f"grace {format_duration(grace)})"

@@ -339,9 +339,7 @@ class Lifecycle:
         p.probing = None  # an attempt for an earlier start may still report: it is not this one's
         fields = {"program": name, "pid": pid, "command": p.spec.display}
         if self.plan.single:
-            note = Note(
-                "started", f"started pid {pid}: {p.spec.display}", {**fields, "grace": self.plan.grace}
-            )
+            note = Note("started", f"started pid {pid}: {p.spec.brief}", {**fields, "grace": self.plan.grace})
         else:
             note = Note("started", f"{name}: started pid {pid}", fields)
         actions: list[Action] = [note]

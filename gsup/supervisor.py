@@ -610,6 +610,9 @@ class Loop:
     def _outcome(self) -> Outcome:
         m = self.machine
         end = self.clock()
+        # The grace began when the drain ended (kill_all_at is its end); a child that exited
+        # in the drain ended it.
+        grace_from = None if m.kill_all_at is None else m.kill_all_at - self.plan.grace
         outcome = Outcome(
             exit_code=m.exit_code(),
             cause=StopCause.SIGNAL if m.stop_received is not None else StopCause.CHILD_EXIT,
@@ -627,6 +630,9 @@ class Loop:
             p = m.programs[self.plan.program.name]
             child_end = p.exited_at if p.exited_at is not None else end
             return outcome._replace(
+                drain_seconds=None
+                if m.stopping_since is None
+                else min(child_end, grace_from if grace_from is not None else child_end) - m.stopping_since,
                 pid=p.pid,
                 status=p.status if p.status is not None else ChildStatus(signal=signal.SIGKILL),
                 stop_signal_sent=p.stop_sig,
@@ -656,6 +662,9 @@ class Loop:
         )
         return outcome._replace(
             stop_seconds=None if m.stopping_since is None else end - m.stopping_since,
+            drain_seconds=None
+            if m.stopping_since is None
+            else min(end, grace_from if grace_from is not None else end) - m.stopping_since,
             ran_seconds=end - self.started,
             force_killed=any(p.force_killed for p in programs),
             programs=programs,
