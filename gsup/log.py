@@ -121,7 +121,7 @@ class TextSink:
             return
         self.out.write(f"gsup: {message}\n")
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
         return None  # logs get the grace_started line; no redraws
 
     def report(self, outcome: Outcome) -> None:
@@ -163,7 +163,7 @@ class JsonSink:
             return
         self._emit(kind, {"message": message, **fields})
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
         return None
 
     def report(self, outcome: Outcome) -> None:

@@ -236,8 +236,10 @@ class Sink(Protocol):
     def event(self, kind: str, message: str, **fields: object) -> None:
         """One thing happened (``kind`` is a stable identifier, ``message`` prose)."""
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
-        """The stop is under way; return when to be called again (seconds), or None."""
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
+        """The stop is under way; return when to be called again (seconds), or None.
+
+        *hint*: what a Ctrl+C would do now ("" when it would only be forwarded)."""
 
     def report(self, outcome: Outcome) -> None:
         """The final report, written once at exit."""

@@ -585,7 +585,7 @@ class Loop:
             end = m.linger_until if m.phase is Phase.LINGERING else m.kill_all_at
             assert end is not None  # set whenever the phase is STOPPING/LINGERING
             remaining, total, label = end - now, self.plan.grace, "SIGKILL in"
-        again = self.sink.countdown(max(0.0, remaining), total, label)
+        again = self.sink.countdown(max(0.0, remaining), total, label, m.ctrl_c_hint)
         self.redraw_at = None if again is None else now + again
         self.countdown_on = again is not None
 
