@@ -273,10 +273,12 @@ def resolve(
     )
     quiet, verbose = value("quiet", bool, kinds=(bool,)), value("verbose", bool, kinds=(bool,))
     if quiet and verbose:
-        raise UsageError(
-            f"{_where('quiet', settings['quiet'], config_path)} and"
-            f" {_where('verbose', settings['verbose'], config_path)} cannot both be on"
-        )
+        q, v = settings["quiet"], settings["verbose"]
+        if q.source is v.source is Source.FILE:
+            both = f"{config_path}: [gsup] quiet and verbose"
+        else:
+            both = f"{_where('quiet', q, config_path)} and {_where('verbose', v, config_path)}"
+        raise UsageError(f"{both} cannot both be on")
     check_users(plan, lambda p: _user_where(p, settings["user"], config_path, data))
     return Resolved(
         plan=plan,
