@@ -337,11 +337,13 @@ def resolve(
     platform_timeout: Optional[float] = None,
     grace: Optional[float] = None,
     stop_delay: float = 0.0,
+    timeout_origin: str = "--platform-timeout",
 ) -> Budget:
     """The shutdown budget for *platform* and the user's options, or a ``UsageError``.
 
     *platform_timeout*, *grace* and *stop_delay* are seconds as parsed from
-    ``--platform-timeout``, ``--grace`` and ``--stop-delay`` (None: not given).
+    ``--platform-timeout``, ``--grace`` and ``--stop-delay`` (None: not given);
+    *timeout_origin* names where the timeout came from, for the message.
     The error message shows the sum that does not fit, e.g. ``stop delay 5s
     + grace 28s + margin 3s = 36s exceeds the kubernetes deadline of 30s``.
     """
@@ -362,9 +364,10 @@ def resolve(
         )
     # 10 % as deadline / 10, not deadline * 0.1: 30 * 0.1 is 3.0000000000000004.
     margin = max(MIN_MARGIN, deadline / 10)
-    where = f"the {platform.value} deadline of {_fmt(deadline)}"
+    what = "the deadline" if platform is Platform.NONE else f"the {platform.value} deadline"
+    where = f"{what} of {_fmt(deadline)}"
     if platform_timeout is not None:
-        where += " (--platform-timeout)"
+        where += f" ({timeout_origin})"
     if grace is None:
         grace = deadline - stop_delay - margin
         if grace <= 0:

@@ -230,6 +230,7 @@ def resolve(
         platform_timeout=value("platform_timeout", duration, kinds=(str, int, float)),
         grace=grace,
         stop_delay=stop_delay or 0.0,
+        timeout_origin=_where("platform_timeout", settings["platform_timeout"], config_path),
     )
     if grace is None:
         settings["grace"] = Setting(

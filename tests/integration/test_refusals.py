@@ -93,6 +93,11 @@ CASES = {
     "no-such-user-for-every-program": Case(
         ("--user", "nosuch-gsup-user"), r"^--user: no such user 'nosuch-gsup-user'$", config=PROGRAM
     ),
+    "no-grace-left-by-the-files-timeout": Case(
+        (),
+        r"^the deadline of 0s \(\S+: \[gsup\] platform_timeout\) leaves no grace",
+        config=b'[gsup]\nplatform_timeout = "0"\n\n' + PROGRAM,
+    ),
 }
 for _name in ("STOP", "TSTP", "TTIN", "TTOU", "CHLD", "CONT", "WINCH", "URG"):
     CASES[f"stop-signal-{_name}"] = Case(
@@ -162,3 +167,15 @@ def test_each_subcommand_has_its_own_help(mode: str) -> None:
     assert r.stdout != main.stdout
     assert "Supervise CMD as PID 1" not in r.stdout
     assert {"check": "Validate the options", "drill": "stop it the way the platform would"}[mode] in r.stdout
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", ["\v", "\f", "a\x1cb", "\u2028"])
+def test_a_command_named_by_a_line_break_is_one_line(name: str) -> None:
+    """A command whose name holds a character that splits lines (vertical tab, form feed, U+2028) is
+    "not found" in one line (escaped), exit 127."""
+    r = subprocess.run(
+        [GSUP, "--", name], env=clean_env(GSUP_PLATFORM="none"), capture_output=True, timeout=30
+    )
+    err = r.stderr.decode()
+    assert r.returncode == 127 and len(err.splitlines()) == 1 and "command not found" in err, err
