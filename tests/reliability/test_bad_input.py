@@ -368,14 +368,21 @@ def test_any_config_resolves_or_is_a_usage_error(data):
     with tempfile.TemporaryDirectory() as d:
         text, kind = data.draw(configs(d))
         event(kind)
-        path = os.path.join(d, "gsup.toml")
-        with open(path, "w") as f:
-            f.write(text)
-        try:
-            gconfig.resolve({}, (), config_path=path, environ={}, exists=lambda _p: False)
-        except UsageError as e:
-            one_line(e.message)
-            assert kind != "valid", f"a valid config refused: {e.message}\n{text}"
+        refused = resolve_file(d, text.encode())
+        assert refused is None or kind != "valid", f"a valid config refused: {refused}\n{text}"
+
+
+def resolve_file(d: str, content: bytes) -> str | None:
+    """Resolve *content* as the config file ``d/gsup.toml``: None for a plan, else the one-line refusal."""
+    path = os.path.join(d, "gsup.toml")
+    with open(path, "wb") as f:
+        f.write(content)
+    try:
+        gconfig.resolve({}, (), config_path=path, environ={}, exists=lambda _p: False)
+    except UsageError as e:
+        one_line(e.message)
+        return e.message
+    return None
 
 
 def test_program_name_with_a_newline_is_one_line(tmp_path):
@@ -793,14 +800,7 @@ def test_any_config_bytes_resolve_or_are_a_usage_error(data):
     """Any config file as bytes (edited, not UTF-8, binary, edge durations) makes a plan or one UsageError
     line; nothing else is raised."""
     with tempfile.TemporaryDirectory() as d:
-        raw = data.draw(toml_bytes(d))
-        path = os.path.join(d, "gsup.toml")
-        with open(path, "wb") as f:
-            f.write(raw)
-        try:
-            gconfig.resolve({}, (), config_path=path, environ={}, exists=lambda _p: False)
-        except UsageError as e:
-            one_line(e.message)
+        resolve_file(d, data.draw(toml_bytes(d)))
 
 
 @pytest.mark.timeout(600)
