@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Callable, NamedTuple, Optional, Tuple
 
 from gsup.errors import UsageError
-from gsup.units import format_duration
+from gsup.units import format_duration, parse_duration, quote
 
 #: The grace when no platform deadline bounds it (platform ``none``).
 DEFAULT_GRACE = 10.0
@@ -276,7 +276,7 @@ def parse_platform(text: str) -> Platform:
         return Platform(name)
     except ValueError:
         valid = ", ".join(p.value for p in Platform)
-        raise UsageError(f"invalid platform {text!r}: use one of {valid}") from None
+        raise UsageError(f"invalid platform {quote(text)}: use one of {valid}") from None
 
 
 class Budget(NamedTuple):
@@ -314,6 +314,14 @@ def _fmt(seconds: float) -> str:
     return format_duration(seconds)
 
 
+def _exact(seconds: float) -> str:
+    """``_fmt``, or more digits where its rounding would hide the difference (27.001s, not 27.0s)."""
+    shown = _fmt(seconds)
+    if parse_duration(shown.lstrip("-")) == abs(seconds):
+        return shown
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
+
+
 def _check(name: str, value: Optional[float]) -> None:
     if value is None:
         return
@@ -329,11 +337,13 @@ def resolve(
     platform_timeout: Optional[float] = None,
     grace: Optional[float] = None,
     stop_delay: float = 0.0,
+    timeout_origin: str = "--platform-timeout",
 ) -> Budget:
     """The shutdown budget for *platform* and the user's options, or a ``UsageError``.
 
     *platform_timeout*, *grace* and *stop_delay* are seconds as parsed from
-    ``--platform-timeout``, ``--grace`` and ``--stop-delay`` (None: not given).
+    ``--platform-timeout``, ``--grace`` and ``--stop-delay`` (None: not given);
+    *timeout_origin* names where the timeout came from, for the message.
     The error message shows the sum that does not fit, e.g. ``stop delay 5s
     + grace 28s + margin 3s = 36s exceeds the kubernetes deadline of 30s``.
     """
@@ -354,9 +364,10 @@ def resolve(
         )
     # 10 % as deadline / 10, not deadline * 0.1: 30 * 0.1 is 3.0000000000000004.
     margin = max(MIN_MARGIN, deadline / 10)
-    where = f"the {platform.value} deadline of {_fmt(deadline)}"
+    what = "the deadline" if platform is Platform.NONE else f"the {platform.value} deadline"
+    where = f"{what} of {_fmt(deadline)}"
     if platform_timeout is not None:
-        where += " (--platform-timeout)"
+        where += f" ({timeout_origin})"
     if grace is None:
         grace = deadline - stop_delay - margin
         if grace <= 0:
@@ -373,8 +384,8 @@ def resolve(
         total = stop_delay + grace + margin
         if total > deadline + _SLACK:
             raise UsageError(
-                f"stop delay {_fmt(stop_delay)} + grace {_fmt(grace)} + margin {_fmt(margin)}"
-                f" = {_fmt(total)} exceeds {where}; lower --grace or --stop-delay,"
+                f"stop delay {_exact(stop_delay)} + grace {_exact(grace)} + margin {_exact(margin)}"
+                f" = {_exact(total)} exceeds {where}; lower --grace or --stop-delay,"
                 " or raise --platform-timeout"
             )
     return Budget(
@@ -404,11 +415,14 @@ def timeline(budget: Budget) -> list[tuple[float, str]]:
     events.append((budget.kill_at, "grace ends: gsup sends SIGKILL to every process left, reaps, reports"))
     slack = budget.slack
     if budget.deadline is not None and slack is not None:
+        # With no platform, the deadline is --platform-timeout's: whatever stops gsup kills then.
+        who = (
+            f"{p.value} deadline: the platform" if p is not Platform.NONE else "deadline: whatever stops gsup"
+        )
         events.append(
             (
                 budget.deadline,
-                f"{p.value} deadline: the platform sends SIGKILL, {_fmt(slack)} after gsup's"
-                f" (margin {_fmt(budget.margin)})",
+                f"{who} sends SIGKILL, {_fmt(slack)} after gsup's (margin {_fmt(budget.margin)})",
             )
         )
     return events

@@ -18,7 +18,7 @@ from typing import Annotated, Dict, List, NoReturn, Optional, Set
 import typer
 
 from gsup import __version__
-from gsup.config import OPTIONS, Resolved, Setting, Source, env_name
+from gsup.config import OPTIONS, Resolved, Setting, Source, closest, env_name, unknown_variables
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError, exit_now
 
 USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
@@ -38,6 +38,24 @@ stop it inside the platform's deadline, and say what happened.
 Every option can also be set as GSUP_<NAME> (--grace: GSUP_GRACE). Precedence:
 command line, then environment, then the config file's [gsup] table, then the
 platform's default.
+"""
+
+CHECK_HELP = """Validate the options, the environment and the config file as a start would,
+and print the resolved settings, where each came from, the programs and the
+shutdown timeline. Starts nothing; exit 0 when valid, 2 with the reason.
+
+\b
+  gsup check [OPTIONS] [-- CMD...]
+  gsup check --config FILE [OPTIONS]
+"""
+
+DRILL_HELP = """Run CMD under gsup, stop it the way the platform would (its first stop
+signal, after --after or once --ready answers), and report the time to exit,
+the exit status, whether it beat the grace and what was left behind:
+PASS (exit 0) or FAIL (exit 1) with the reasons.
+
+\b
+  gsup drill [--after DURATION | --ready tcp=|http=|file=...] [--probe URL] [OPTIONS] -- CMD...
 """
 
 # typer re-exports click's usage errors under its own name in some releases and
@@ -182,6 +200,13 @@ def run(
     from gsup.config import resolve
 
     resolved = resolve(given, argv, config_path=config, environ=os.environ)
+    warnings = unknown_variables(os.environ)
+    if warnings:
+        from gsup.log import make_sink
+
+        sink = make_sink(resolved.log_format, quiet=resolved.quiet, verbose=resolved.verbose)
+        for warning in warnings:
+            sink.event("warning", f"warning: {warning}")
     if not argv and resolved.plan.single and mode != "check":
         raise UsageError(f"missing command: {USAGE.split(' | ')[0 if mode == 'run' else 2]}")
     if mode == "check":
@@ -255,7 +280,7 @@ def main(argv: Optional[List[str]] = None, *, mask: Optional[Set[int]] = None) -
     except typer.Exit as e:
         code = e.exit_code
     except _ClickException as e:
-        _print_error(f"{e.format_message()} (usage: {USAGE.split(' | ')[0]}; see gsup --help)")  # type: ignore[attr-defined]
+        _print_error(_usage_message(e, mode))
         code = EXIT_USAGE
     except typer.Abort:
         code = 128 + 2
@@ -268,8 +293,30 @@ def main(argv: Optional[List[str]] = None, *, mask: Optional[Set[int]] = None) -
     sys.exit(code)
 
 
+def _usage_message(e: Exception, mode: str) -> str:
+    """click's complaint as one short line naming the option or variable and the value as typed."""
+    from gsup.units import quote
+
+    see = "gsup --help" if mode == "run" else f"gsup {mode} --help"
+    kind = type(e).__name__
+    if kind == "NoSuchOption":
+        name: str = getattr(e, "option_name", "")
+        options = [o for p in typer.main.get_command(app).params for o in p.opts if o.startswith("--")]
+        near = closest(name, options)
+        return f"unknown option {quote(name)[1:-1]}" + (f": did you mean {near}?" if near else f"; see {see}")
+    param, ctx = getattr(e, "param", None), getattr(e, "ctx", None)
+    if kind == "BadParameter" and param is not None and ctx is not None:
+        source = getattr(ctx.get_parameter_source(param.name), "name", "")
+        if source == "ENVIRONMENT" and isinstance(param.envvar, str):
+            typed = os.environ.get(param.envvar, "")
+            return f"{param.envvar}: {quote(typed)} is not true or false (use 1, 0, true, false, yes, no)"
+    message: str = e.format_message()  # type: ignore[attr-defined]
+    return f"{message} (see {see})"
+
+
 def _invoke(args: List[str], mode: str) -> object:
     command = typer.main.get_command(app)
+    command.help = {"check": CHECK_HELP, "drill": DRILL_HELP}.get(mode, HELP)
     original = list(args)  # click consumes the list it parses
     with command.make_context(f"gsup {mode}" if mode != "run" else "gsup", args) as ctx:
         ctx.meta["gsup_mode"] = mode

@@ -32,7 +32,7 @@ from gsup.model import (
     Restart,
     RestartSpec,
 )
-from gsup.units import UNCATCHABLE, format_duration, parse_duration, parse_signal
+from gsup.units import UNCATCHABLE, format_duration, parse_duration, parse_signal, parse_stop_signal, quote
 
 
 class Source(str, enum.Enum):
@@ -64,6 +64,29 @@ OPTIONS: dict[str, object] = {
     "verbose": False,
     "timestamps": False,
 }
+
+
+#: GSUP_* variables that are no option but mean something to gsup.
+OTHER_VARIABLES = ("GSUP_CONFIG", "GSUP_NO_HANDOFF")
+
+
+def closest(name: str, candidates: Sequence[str]) -> Optional[str]:
+    """The candidate *name* is most likely a typo of, if one is close enough (``--grac``: ``--grace``)."""
+    import difflib
+
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+    return found[0] if found else None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``GSUP_*`` variable that gsup does not know (a typo is otherwise silent)."""
+    known = [env_name(n) for n in OPTIONS] + list(OTHER_VARIABLES)
+    warnings = []
+    for var in sorted(v for v in environ if v.startswith("GSUP_") and v not in known):
+        near = closest(var, known)
+        hint = f": did you mean {near}?" if near else f" (gsup's variables: GSUP_<OPTION>, e.g. {known[0]})"
+        warnings.append(f"{quote(var)[1:-1]} is not a gsup variable and is ignored{hint}")
+    return warnings
 
 
 def option_flag(name: str) -> str:
@@ -101,16 +124,26 @@ def load_file(path: str) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with open(path, "rb") as f:
-            data: dict[str, Any] = tomllib.load(f)
+            raw = f.read()
     except OSError as e:
         raise UsageError(f"{path}: cannot read config file: {e.strerror}") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise UsageError(
+            f"{path}: not UTF-8 text (TOML is): byte 0x{raw[e.start]:02x} at offset {e.start}"
+            f" (line {line}, column {column})"
+        ) from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         message = str(e)
         if "(at line " not in message:
             # "at end of document": point at the end, as the line and column
             # of the last character.
-            with open(path, "rb") as f:
-                lines = f.read().decode(errors="replace").split("\n")
+            lines = text.split("\n")
             message = message.replace("(at end of document)", "").strip()
             message += f" (at line {len(lines)}, column {len(lines[-1]) + 1}: end of document)"
         raise UsageError(f"{path}: invalid TOML: {message}") from None
@@ -172,7 +205,9 @@ def resolve(
         if s.value is None:
             return None
         if not isinstance(s.value, kinds) or (isinstance(s.value, bool) and bool not in kinds):
-            raise UsageError(f"{_where(name, s, config_path)}: expected {kinds[0].__name__}, got {s.value!r}")
+            raise UsageError(
+                f"{_where(name, s, config_path)}: expected {kinds[0].__name__}, got {_shown(s.value)}"
+            )
         try:
             return parse(s.value)
         except UsageError as e:
@@ -206,6 +241,7 @@ def resolve(
         platform_timeout=value("platform_timeout", duration, kinds=(str, int, float)),
         grace=grace,
         stop_delay=stop_delay or 0.0,
+        timeout_origin=_where("platform_timeout", settings["platform_timeout"], config_path),
     )
     if grace is None:
         settings["grace"] = Setting(
@@ -215,10 +251,12 @@ def resolve(
     log_format = value("log_format", _log_format)
     # The options that concern a program are every program's default:
     # a program's own key in the file beats them.
+    if command and not command[0]:
+        raise UsageError("empty command: the first word after -- names the program to run")
     defaults = ProgramSpec(
         argv=tuple(command),
         user=value("user", str),
-        stop_signal=value("stop_signal", _signal, kinds=(str, int)),
+        stop_signal=value("stop_signal", _stop_signal, kinds=(str, int)),
         success_codes=frozenset(items("success_code", _exit_code)),
         timestamps=value("timestamps", bool, kinds=(bool,)),
     )
@@ -244,19 +282,30 @@ def resolve(
         single=single,
         grace=the_budget.grace,
         stop_delay=the_budget.stop_delay,
-        rewrite=items("rewrite", _rewrite),
+        rewrite=_one_target_each(
+            items("rewrite", _rewrite), _where("rewrite", settings["rewrite"], config_path)
+        ),
         forward_to=forward_to,
         success_on_stop=value("success_on_stop", bool, kinds=(bool,)),
         parent_death_signal=value("parent_death_signal", _signal, kinds=(str, int)),
         json_lines=log_format == "json" and not single,
     )
+    quiet, verbose = value("quiet", bool, kinds=(bool,)), value("verbose", bool, kinds=(bool,))
+    if quiet and verbose:
+        q, v = settings["quiet"], settings["verbose"]
+        if q.source is v.source is Source.FILE:
+            both = f"{config_path}: [gsup] quiet and verbose"
+        else:
+            both = f"{_where('quiet', q, config_path)} and {_where('verbose', v, config_path)}"
+        raise UsageError(f"{both} cannot both be on")
+    check_users(plan, lambda p: _user_where(p, settings["user"], config_path, data))
     return Resolved(
         plan=plan,
         budget=the_budget,
         settings=settings,
         log_format=log_format,
-        quiet=value("quiet", bool, kinds=(bool,)),
-        verbose=value("verbose", bool, kinds=(bool,)),
+        quiet=quiet,
+        verbose=verbose,
         config_path=config_path,
         evidence=evidence,
     )
@@ -266,34 +315,81 @@ def _signal(v: object) -> signal.Signals:
     return parse_signal(str(v))
 
 
+def _stop_signal(v: object) -> signal.Signals:
+    return parse_stop_signal(str(v))
+
+
+def _shown(v: object) -> str:
+    """A value for a message: text as the user typed it (``quote``), anything else as TOML holds it."""
+    return quote(v) if isinstance(v, str) else repr(v)
+
+
 def _forward_to(v: str) -> ForwardTo:
     try:
         return ForwardTo(v.lower())
     except ValueError:
-        raise UsageError(f"{v!r} is not one of group, child") from None
+        raise UsageError(f"{quote(v)} is not one of group, child") from None
 
 
 def _log_format(v: str) -> str:
     if v not in ("text", "json"):
-        raise UsageError(f"{v!r} is not one of text, json")
+        raise UsageError(f"{quote(v)} is not one of text, json")
     return v
 
 
 def _rewrite(text: object) -> tuple[signal.Signals, signal.Signals]:
     src, sep, dst = str(text).partition(":")
     if not sep:
-        raise UsageError(f"{text!r} is not FROM:TO (e.g. TERM:QUIT)")
+        raise UsageError(f"{_shown(text)} is not FROM:TO (e.g. TERM:QUIT)")
     pair = parse_signal(src), parse_signal(dst)
     if pair[0] in UNCATCHABLE:
         raise UsageError(f"{pair[0].name} cannot be caught, so it cannot be rewritten")
     return pair
 
 
+def _one_target_each(
+    pairs: tuple[tuple[signal.Signals, signal.Signals], ...], where: str
+) -> tuple[tuple[signal.Signals, signal.Signals], ...]:
+    """``--rewrite`` pairs, refused when one signal is to become two different ones."""
+    targets: dict[signal.Signals, signal.Signals] = {}
+    for src, dst in pairs:
+        if targets.setdefault(src, dst) != dst:
+            raise UsageError(
+                f"{where}: {src.name} is rewritten twice, to {targets[src].name} and to {dst.name}:"
+                " give one target"
+            )
+    return pairs
+
+
+def check_users(plan: Plan, where: Callable[[ProgramSpec], str]) -> None:
+    """Refuse a program's ``user`` that its start would refuse (the start's own rule, ``spawn.resolve_user``).
+
+    So ``gsup check`` says what the start would say; *where* names the
+    setting of each program in the message.
+    """
+    users = [p for p in plan.programs if p.user is not None]
+    if not users:
+        return
+    from gsup.spawn import resolve_user  # reads the account database; only when a user is set
+
+    for p in users:
+        assert p.user is not None  # filtered above
+        resolve_user(p.user, where=where(p))
+
+
+def _user_where(p: ProgramSpec, given: Setting, path: Optional[str], data: Mapping[str, Any]) -> str:
+    """Where program *p*'s ``user`` came from, for messages: its own key, or the global option."""
+    own = data.get("programs", {}).get(p.name) if isinstance(data.get("programs"), dict) else None
+    if isinstance(own, dict) and own.get("user"):
+        return f"{path}: [programs.{p.name}] user"
+    return _where("user", given, path)
+
+
 def _exit_code(v: object) -> int:
     try:
         n = int(str(v))
     except ValueError:
-        raise UsageError(f"{v!r} is not an exit code (0-255)") from None
+        raise UsageError(f"{_shown(v)} is not an exit code (0-255)") from None
     if not 0 <= n <= 255:
         raise UsageError(f"{n} is not an exit code (0-255)")
     return n
@@ -381,7 +477,24 @@ def _argv(t: _Table, key: str, *, shell: bool) -> tuple[bytes, ...]:
         parts = t.strings(key)
     if not parts or not parts[0]:
         raise t.fail(key, "empty command")
+    if any("\0" in p for p in parts):
+        raise t.fail(key, "an argument holds a NUL character, which no command line can carry")
     return tuple(os.fsencode(p) for p in parts)
+
+
+def _environment(t: _Table) -> dict[bytes, bytes]:
+    """A program's ``env`` table as the bytes its start passes on; what execve cannot take is refused."""
+    table = t.get("env", (dict,), "a table of strings", {})
+    env: dict[bytes, bytes] = {}
+    for k, v in table.items():
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            raise t.fail("env", f"{k}: expected a string, got {v!r}")
+        if not k or "=" in k or "\0" in k:
+            raise t.fail("env", f"{_shown(k)} is not a variable name (not empty, no '=' or NUL)")
+        if "\0" in str(v):
+            raise t.fail("env", f"{k}: the value holds a NUL character, which no environment can carry")
+        env[os.fsencode(k)] = os.fsencode(str(v))
+    return env
 
 
 def _check(path: str, name: str, key: str, raw: Any, kinds: tuple[str, ...], keys: set[str]) -> _Table:
@@ -481,13 +594,10 @@ def programs_from(
             raise UsageError(f"{path}: [programs.{name}] must be a table")
         t = _Table(path, f"[programs.{name}]", raw, _PROGRAM_KEYS)
         shell = t.get("shell", (bool,), "true or false", False)
-        env_raw = t.get("env", (dict,), "a table of strings", {})
-        for k, v in env_raw.items():
-            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                raise t.fail("env", f"{k}: expected a string, got {v!r}")
+        env = _environment(t)
         stop_raw = t.get("stop_signal", (str, int), "a signal like TERM", None)
         try:
-            stop_signal = parse_signal(str(stop_raw)) if stop_raw is not None else defaults.stop_signal
+            stop_signal = parse_stop_signal(str(stop_raw)) if stop_raw is not None else defaults.stop_signal
         except UsageError as e:
             raise t.fail("stop_signal", e.message) from None
         codes_raw = t.get("success_codes", (list,), "a list of exit codes like [0, 143]", None)
@@ -527,7 +637,7 @@ def programs_from(
         specs[name] = ProgramSpec(
             argv=_argv(t, "command", shell=shell),
             name=name,
-            env={os.fsencode(k): os.fsencode(str(v)) for k, v in env_raw.items()},
+            env=env,
             cwd=t.get("cwd", (str,), "a path", None),
             user=t.get("user", (str,), "USER[:GROUP]", None) or defaults.user,
             stop_signal=stop_signal,

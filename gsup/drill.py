@@ -33,7 +33,7 @@ from gsup import linux
 from gsup.config import Resolved
 from gsup.errors import UsageError
 from gsup.readiness import Probe, http_check
-from gsup.units import format_duration, parse_duration, signal_name
+from gsup.units import format_duration, parse_duration, quote, signal_name
 
 #: How long a probe keeps sending requests at least, from the stop signal: a
 #: load balancer goes on routing to a stopping instance for a moment.
@@ -53,12 +53,19 @@ class DrillOptions(NamedTuple):
         if after is not None and ready is not None:
             raise UsageError("gsup drill: give --after or --ready, not both")
         if probe is not None and not probe.startswith(("http://", "https://")):
-            raise UsageError(f"--probe: {probe!r} is not an http:// or https:// URL")
+            raise UsageError(f"--probe: {quote(probe)} is not an http:// or https:// URL")
         return cls(
-            after=parse_duration(after) if after is not None else None,
+            after=_after(after) if after is not None else None,
             ready=Probe.parse(ready) if ready is not None else None,
             probe=probe,
         )
+
+
+def _after(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except UsageError as e:
+        raise UsageError(f"--after: {e.message}") from None
 
 
 @dataclass
@@ -95,13 +102,19 @@ def run_drill(resolved: Resolved, args: Sequence[str], options: DrillOptions) ->
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     cmd = [sys.executable, "-m", "gsup", "--log-format", "json", *inner_argv(args)]
     events: list[dict[str, object]] = []
+    listening = threading.Event()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    reader = threading.Thread(target=_read_events, args=(proc.stderr, events), daemon=True)
+    reader = threading.Thread(target=_read_events, args=(proc.stderr, events, listening), daemon=True)
     reader.start()
     counts = _ProbeCount()
     reasons: list[str] = []
     try:
         started = time.monotonic()
+        # The inner gsup takes a stop only once it has said something: before, its
+        # interpreter is still starting and a SIGTERM would end it unhandled.
+        while not listening.wait(0.05) and proc.poll() is None:
+            pass
+        started = time.monotonic()  # the program runs: --after counts from here
         if not _wait_ready(proc, options, started):
             reasons.append(
                 "the program exited before it was ready"
@@ -155,7 +168,10 @@ def run_drill(resolved: Resolved, args: Sequence[str], options: DrillOptions) ->
     )
 
 
-def _read_events(stream: Optional[IO[str]], events: list[dict[str, object]]) -> None:
+def _read_events(
+    stream: Optional[IO[str]], events: list[dict[str, object]], listening: threading.Event
+) -> None:
+    """gsup's JSON events into *events*; *listening* is set at the first (its signals are blocked by then)."""
     if stream is None:
         return
     for line in stream:
@@ -166,6 +182,7 @@ def _read_events(stream: Optional[IO[str]], events: list[dict[str, object]]) -> 
             continue
         if isinstance(record, dict):
             events.append(record)
+            listening.set()
             if record.get("event") == "error":
                 sys.stderr.write(f"gsup: error: {record.get('message')}\n")
 
@@ -224,7 +241,7 @@ def _verdict(
     gsup_status: Optional[int],
 ) -> int:
     grace = resolved.plan.grace
-    lines = [f"gsup drill: {resolved.plan.program.display}"]
+    lines = [f"gsup drill: {resolved.plan.program.brief}"]
     lines.append(
         f"  platform        {resolved.budget.platform.value} (stop signal {signal_name(stop_sig)}, "
         f"grace {format_duration(grace)})"
@@ -241,13 +258,27 @@ def _verdict(
         # Processes that outlived the child: those gsup had to signal after the
         # child's exit, and those it killed then (in a force-kill of the whole
         # job the group goes with the child: that counts once, as the force-kill).
+        # Each counted once: a leftover that got the stop signal and then SIGKILL is one process.
         left = int(str(report.get("leftovers_signalled") or 0))
         if not forced:
-            left += int(str(report.get("leftovers_killed") or 0))
-        lines.append(
-            f"  time to exit    {time_to_exit:.3f}s"
-            + (" (beat the grace)" if not forced else " (grace ran out)")
-        )
+            left = max(left, int(str(report.get("leftovers_killed") or 0)))
+        # From the stop signal to the child's exit, as gsup measured it (not gsup's own exit,
+        # nor the probe's window); the grace starts after the drain.
+        stop_seconds = report.get("stop_seconds")
+        if isinstance(stop_seconds, (int, float)):
+            time_to_exit = float(stop_seconds)
+        drain = report.get("drain_seconds")
+        drained = float(drain) if isinstance(drain, (int, float)) else 0.0
+        in_grace = round(time_to_exit - drained, 3)
+        beat = not forced and in_grace <= grace
+        if forced:
+            how = "grace ran out"
+        else:
+            how = "beat the grace" if beat else f"after the {format_duration(grace)} grace ended"
+        split = f"drain {drained:.3f}s + {in_grace:.3f}s of the grace; " if drained > 0 else ""
+        lines.append(f"  time to exit    {time_to_exit:.3f}s ({split}{how})")
+        if not forced and not beat:
+            reasons.append(f"it exited {in_grace:.3f}s after {signal_name(stop_sig)}, past the grace")
         lines.append(f"  exit code       {code} ({report.get('status')})")
         lines.append(f"  force-killed    {'yes' if forced else 'no'}")
         lines.append(

@@ -17,14 +17,18 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 class GsupError(Exception):
     """An error with a one-line message and the exit status it implies."""
 
     exit_code = EXIT_INTERNAL
 
     def __init__(self, message: str, *, pid: Optional[int] = None) -> None:
-        # One line, whatever the input held (a program name with a newline...).
-        message = message.replace("\r", "\\r").replace("\n", "\\n")
+        # One line, whatever the input held (a program name with a newline, a command
+        # named by a vertical tab...): every character str.splitlines breaks at, escaped.
+        message = "".join(repr(c)[1:-1] if c in _LINE_BREAKS else c for c in message)
         super().__init__(message)
         self.message = message
         #: A child that was forked for this attempt and must still be reaped.

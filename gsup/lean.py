@@ -32,7 +32,7 @@ if __name__ == "__main__":
 import pickle
 from typing import NamedTuple
 
-from gsup import linux
+from gsup import linux, signals
 from gsup.model import Plan
 from gsup.supervisor import Prepared
 
@@ -63,8 +63,12 @@ def handoff(h: Handoff) -> None:
         if stream is not None:
             stream.flush()
     script = os.path.abspath(__file__)
+    # The test hook's interpreter option goes along (signals.open_inbox); nothing else does.
+    hook = [f"-X{k}={v}" for k, v in sys._xoptions.items() if k == signals.TEST_FAULT]
     try:
-        os.execve(sys.executable, [sys.executable, "-S", script, str(fd)], spawn.inherited_environment())
+        os.execve(
+            sys.executable, [sys.executable, "-S", *hook, script, str(fd)], spawn.inherited_environment()
+        )
     except OSError:
         os.close(fd)
 

@@ -28,8 +28,12 @@ every signal is still forwarded to every running program (after
 ``--rewrite``), another stop signal included, with two exceptions: an exact
 repeat of the signal that began the stop is logged and not forwarded (a
 platform that sends TERM twice), and a second INT after an INT (the second
-Ctrl+C) force-kills, or in the drain ends the drain. The grace clock never
-restarts.
+Ctrl+C) force-kills, or in the drain ends the drain. Two INTs within
+``SAME_KEYPRESS``, one of them from the terminal, are one Ctrl+C, not two:
+under ``timeout --foreground`` (or any wrapper that forwards what it gets)
+gsup sees the kernel's SIGINT and the wrapper's copy a moment later; no hand
+presses a key twice that fast. Two INTs sent with ``kill`` are two. The
+grace clock never restarts.
 
 Leftovers: when a program exits, what remains of its process group gets its
 stop signal and the rest of its grace (a fresh grace if no stop is under
@@ -52,6 +56,9 @@ from typing import NamedTuple, Optional, Tuple, Union
 from gsup import status as rules
 from gsup.model import STOP_SIGNALS, ChildStatus, Condition, Dependency, ForwardTo, Plan, ProgramSpec, Restart
 from gsup.units import format_duration, signal_name
+
+#: Two SIGINTs closer than this, one from the terminal, are one Ctrl+C (the kernel's and a wrapper's copy).
+SAME_KEYPRESS = 0.05
 
 
 class State(enum.Enum):
@@ -256,6 +263,8 @@ class Lifecycle:
         self.stop_received: Optional[int] = None  # the signal that began the stop
         self.stop_sender = 0
         self._first_stop_signal: Optional[int] = None  # ... or the first one during a stop
+        self._first_stop_at = 0.0  # when it came
+        self._first_stop_delivered = False  # ... from the terminal
         self.drain_end: Optional[float] = None
         self.kill_all_at: Optional[float] = None  # the grace ends
         self.linger_until: Optional[float] = None  # the job's leftovers get SIGKILL then
@@ -286,6 +295,17 @@ class Lifecycle:
     def shares_group(self) -> bool:
         """The single command stays in gsup's own process group, the terminal's foreground job."""
         return self.terminal and self.plan.single
+
+    @property
+    def ctrl_c_hint(self) -> str:
+        """What a Ctrl+C would do now, for the countdown ("" when it would be only forwarded)."""
+        if self.phase is Phase.LINGERING:
+            return "Ctrl+C to force"
+        if self._first_stop_signal != signal.SIGINT:
+            return ""  # an INT after a TERM is forwarded, not an escalation
+        if self.phase is Phase.DRAINING:
+            return "Ctrl+C again to end the drain"
+        return "Ctrl+C again to force" if self.phase is Phase.STOPPING else ""
 
     def exit_code(self) -> int:
         """gsup's exit status (``status``)."""
@@ -355,9 +375,7 @@ class Lifecycle:
         p.live_failures = 0
         fields = {"program": name, "pid": pid, "command": p.spec.display}
         if self.plan.single:
-            note = Note(
-                "started", f"started pid {pid}: {p.spec.display}", {**fields, "grace": self.plan.grace}
-            )
+            note = Note("started", f"started pid {pid}: {p.spec.brief}", {**fields, "grace": self.plan.grace})
         else:
             note = Note("started", f"{name}: started pid {pid}", fields)
         actions: list[Action] = [note]
@@ -498,19 +516,30 @@ class Lifecycle:
         if sig in STOP_SIGNALS:
             first = self._first_stop_signal
             if first is None:
-                self._first_stop_signal = sig
+                self._first_stop_signal, self._first_stop_at = sig, now
+                self._first_stop_delivered = delivered
                 if not self.stopping:
                     return actions + self._request_stop(sig, now, delivered=delivered, sender=sender)
                 # A stop for another reason is under way: forwarded, like any other.
             elif sig == first:
                 if sig != signal.SIGINT:
+                    hint = " (Ctrl+C twice force-kills)" if delivered else ""  # only a terminal has keys
                     return [
                         *actions,
                         Note(
                             "repeat_ignored",
-                            f"already stopping: {signal_name(sig)} ignored, a repeat is not forwarded "
-                            "(Ctrl+C twice force-kills)",
+                            f"already stopping: {signal_name(sig)} ignored, a repeat is not forwarded{hint}",
                             {"signal": signal_name(sig)},
+                        ),
+                    ]
+                if (delivered or self._first_stop_delivered) and now - self._first_stop_at < SAME_KEYPRESS:
+                    ms = (now - self._first_stop_at) * 1000
+                    return [
+                        *actions,
+                        Note(
+                            "repeat_ignored",
+                            f"SIGINT again {ms:.0f} ms after the first: the same Ctrl+C (a copy), ignored",
+                            {"signal": signal_name(sig), "same_keypress": True},
                         ),
                     ]
                 if self.phase is Phase.DRAINING:
@@ -652,7 +681,9 @@ class Lifecycle:
         ended = p.check_failed or f"{p.name} {status.describe()}"
         if restart.policy is Restart.ALWAYS or (restart.policy is Restart.ON_FAILURE and not ok):
             if ok or p.failed_runs <= restart.max_restarts:
-                delay = min(restart.backoff * 2 ** max(0, p.failed_runs - 1), restart.backoff_max)
+                # The exponent is capped: 2**1024 no longer fits a float (and 2**64 s is forever).
+                exponent = min(max(0, p.failed_runs - 1), 64)
+                delay = min(restart.backoff * 2.0**exponent, restart.backoff_max)
                 p.state, p.restart_at = State.BACKOFF, now + delay
                 in_a_row = (
                     f", {p.failed_runs}/{restart.max_restarts} failed in a row" if p.failed_runs else ""

@@ -14,6 +14,7 @@ import os
 import select
 import sys
 import time
+from collections import deque
 from typing import IO, Callable, Optional
 
 from gsup.model import Outcome, Sink, TextStream
@@ -29,14 +30,19 @@ class _Writer:
     that stops reading thus loses gsup's last words, never the SIGKILL at the
     deadline. Anything else (a queue in many-programs mode, a test's buffer)
     is written as it is.
+
+    What is held back is dropped by whole messages, oldest first, never the
+    one being written: a JSON line is written whole or not at all.
     """
 
-    #: The most gsup holds back for a stuck stderr; older text is dropped first.
+    #: The most gsup holds back for a stuck stderr (but the message being written).
     LIMIT = 1024 * 1024
 
     def __init__(self, stream: Optional[TextStream]) -> None:
         self.stream = stream
-        self.pending = bytearray()
+        self.pending = bytearray()  # the message being written, what of it is left
+        self.queue: deque[bytes] = deque()  # whole messages after it
+        self.queued = 0
         self.fd: Optional[int] = None
         fileno = getattr(stream, "fileno", None)
         if fileno is not None:
@@ -55,9 +61,11 @@ class _Writer:
             except (OSError, ValueError):
                 self.stream = None  # EPIPE, EBADF, closed: stop writing, keep supervising
             return
-        self.pending += text.encode(errors="replace")
-        if len(self.pending) > self.LIMIT:
-            del self.pending[: len(self.pending) - self.LIMIT]
+        data = text.encode(errors="replace")
+        self.queue.append(data)
+        self.queued += len(data)
+        while self.queued > self.LIMIT and len(self.queue) > 1:
+            self.queued -= len(self.queue.popleft())
         self._push(wait)
 
     def _push(self, wait: float) -> None:
@@ -69,7 +77,10 @@ class _Writer:
         deadline = time.monotonic() + wait
         poller = select.poll()  # not select(): the descriptor's number may pass FD_SETSIZE
         poller.register(self.fd, select.POLLOUT)
-        while self.pending:
+        while self.pending or self.queue:
+            if not self.pending:
+                self.pending = bytearray(self.queue.popleft())
+                self.queued -= len(self.pending)
             left = max(0.0, deadline - time.monotonic())
             if not poller.poll(math.ceil(left * 1000)):
                 return  # not now: the rest goes with the next message
@@ -79,6 +90,7 @@ class _Writer:
                 continue
             except OSError:
                 self.stream, self.pending = None, bytearray()
+                self.queue.clear()
                 return
             del self.pending[:n]
 
@@ -109,7 +121,7 @@ class TextSink:
             return
         self.out.write(f"gsup: {message}\n")
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
         return None  # logs get the grace_started line; no redraws
 
     def report(self, outcome: Outcome) -> None:
@@ -151,7 +163,7 @@ class JsonSink:
             return
         self._emit(kind, {"message": message, **fields})
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
         return None
 
     def report(self, outcome: Outcome) -> None:

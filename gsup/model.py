@@ -24,6 +24,10 @@ from typing import FrozenSet, NamedTuple, Optional, Protocol, Tuple
 STOP_SIGNALS: FrozenSet[int] = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
+#: The longest command line a text message shows whole (a 1 MB argv is not a log line).
+BRIEF = 200
+
+
 class ForwardTo(str, enum.Enum):
     """Where forwarded signals go."""
 
@@ -128,8 +132,17 @@ class ProgramSpec(NamedTuple):
 
     @property
     def display(self) -> str:
-        """The command line as text, for messages."""
+        """The whole command line as text (for JSON fields)."""
         return " ".join(os.fsdecode(a) for a in self.argv)
+
+    @property
+    def brief(self) -> str:
+        """The command line for a message meant to be read: cut past ``BRIEF`` characters."""
+        text = self.display
+        if len(text) <= BRIEF:
+            return text
+        size = sum(len(a) + 1 for a in self.argv) - 1
+        return f"{text[: BRIEF - 40]}... ({len(self.argv)} arguments, {size} bytes)"
 
     @property
     def needs(self) -> Tuple[str, ...]:
@@ -254,6 +267,8 @@ class Outcome(NamedTuple):
     #: the fleet stopped.
     programs: Tuple[ProgramOutcome, ...] = ()
     reason: Optional[str] = None
+    #: Of ``stop_seconds``, the drain (``--stop-delay``) before the stop signal went out.
+    drain_seconds: Optional[float] = None
 
 
 class TextStream(Protocol):
@@ -270,8 +285,10 @@ class Sink(Protocol):
     def event(self, kind: str, message: str, **fields: object) -> None:
         """One thing happened (``kind`` is a stable identifier, ``message`` prose)."""
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
-        """The stop is under way; return when to be called again (seconds), or None."""
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
+        """The stop is under way; return when to be called again (seconds), or None.
+
+        *hint*: what a Ctrl+C would do now ("" when it would only be forwarded)."""
 
     def report(self, outcome: Outcome) -> None:
         """The final report, written once at exit."""

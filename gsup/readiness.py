@@ -16,7 +16,7 @@ makes the attempt, writes what it saw into a pipe and exits 0 (ready) or 1;
 a command probe is the command, started like a program. The loop kills an
 attempt that outlives its time (``Attempt.deadline``).
 
-Imports: the standard library, ``gsup.errors``, ``gsup.model``; ``gsup.spawn``
+Imports: the standard library, ``gsup.errors``, ``gsup.model``, ``gsup.units``; ``gsup.spawn``
 for command probes.
 """
 
@@ -29,6 +29,7 @@ from typing import NamedTuple, Optional
 
 from gsup.errors import UsageError
 from gsup.model import LivenessSpec, ReadySpec
+from gsup.units import quote
 
 KINDS = ("tcp", "http", "file")
 #: How long one attempt may take at most (its interval, if shorter).
@@ -48,17 +49,17 @@ class Probe(NamedTuple):
     def parse(cls, text: str) -> Probe:
         kind, sep, target = text.partition("=")
         if not sep or kind not in KINDS or not target:
-            raise UsageError(f"--ready: {text!r} is not tcp=HOST:PORT, http=URL or file=PATH")
+            raise UsageError(f"--ready: {quote(text)} is not tcp=HOST:PORT, http=URL or file=PATH")
         if kind == "tcp":
             host, _, port = target.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise UsageError(f"--ready: {target!r} is not HOST:PORT (port 1-65535)")
+                raise UsageError(f"--ready: {quote(target)} is not HOST:PORT (port 1-65535)")
             try:
                 host.strip("[]").encode("idna")  # what the connect would do, every attempt
             except UnicodeError:
-                raise UsageError(f"--ready: {host!r} is not a host name") from None
+                raise UsageError(f"--ready: {quote(host)} is not a host name") from None
         if kind == "http" and not target.startswith(("http://", "https://")):
-            raise UsageError(f"--ready: {target!r} is not an http:// or https:// URL")
+            raise UsageError(f"--ready: {quote(target)} is not an http:// or https:// URL")
         return cls(kind, target)
 
     def __str__(self) -> str:

@@ -39,6 +39,7 @@ def report_fields(o: Outcome) -> dict[str, object]:
         "stop_signal_sender": o.stop_signal_sender,
         "stop_signal_sent": signal_name(o.stop_signal_sent) if o.stop_signal_sent else None,
         "stop_seconds": None if o.stop_seconds is None else round(o.stop_seconds, 6),
+        "drain_seconds": None if o.drain_seconds is None else round(o.drain_seconds, 6),
         "ran_seconds": round(o.ran_seconds, 6),
         "grace": o.grace,
         "force_killed": o.force_killed,
@@ -86,18 +87,26 @@ def report_rows(o: Outcome) -> list[tuple[str, str]]:
     if o.programs:
         rows += [(p.name, _program_text(p)) for p in o.programs]
     elif o.status is not None:
-        rows.append(("child", f"pid {o.pid} ({o.program.display}) {o.status.describe()}"))
+        rows.append(("child", f"pid {o.pid} ({o.program.brief}) {o.status.describe()}"))
     if o.stop_seconds is not None:
-        took = f"took {o.stop_seconds:.3f}s of a {format_duration(o.grace)} grace"
-        if o.programs:
-            rows.append(("stop", took))
+        # The drain and the grace apart: the grace starts when the drain ends.
+        drain = o.drain_seconds or 0.0
+        took = f"took {o.stop_seconds - drain:.3f}s of a {format_duration(o.grace)} grace"
+        then = f"drain {drain:.3f}s, then " if drain > 0 else ""
+        if drain > 0 and drain >= o.stop_seconds and not o.force_killed:
+            what = "the child" if not o.programs else "every program"
+            rows.append(
+                ("stop", f"{what} exited during the drain, {o.stop_seconds:.3f}s after the stop request")
+            )
+        elif o.programs:
+            rows.append(("stop", then + took))
         else:
             sent = f"{signal_name(o.stop_signal_sent)} sent, " if o.stop_signal_sent else ""
             if o.force_killed:
                 verdict = f"force-killed: SIGKILL sent ({o.escalation or 'grace ran out'})"
             else:
                 verdict = "exited within the grace"
-            rows.append(("stop", f"{sent}{took}; {verdict}"))
+            rows.append(("stop", f"{then}{sent}{took}; {verdict}"))
     left = []
     if o.leftovers_signalled:
         left.append(f"{o.leftovers_signalled} signalled")
@@ -134,6 +143,23 @@ def _program_text(p: ProgramOutcome) -> str:
 # -- gsup check ----------------------------------------------------------------------
 
 _DURATIONS = ("grace", "stop_delay", "platform_timeout")
+_SIGNALS = ("stop_signal", "parent_death_signal", "rewrite")
+
+
+def _signals_shown(name: str, value: object) -> str:
+    """A signal option's value as the plan holds it (already validated): ``SIGTERM``, ``SIGTERM:SIGQUIT``."""
+    from gsup.units import parse_signal
+
+    if name != "rewrite":
+        return parse_signal(str(value)).name
+    pairs = value.split() if isinstance(value, str) else value
+    if not isinstance(pairs, (list, tuple)):
+        pairs = [pairs]
+    shown = []
+    for pair in pairs:
+        src, _, dst = str(pair).partition(":")
+        shown.append(f"{parse_signal(src).name}:{parse_signal(dst).name}")
+    return " ".join(shown) or "-"
 
 
 def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
@@ -146,6 +172,12 @@ def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
         value = s.value
         if name in _DURATIONS and isinstance(value, (str, int)) and not isinstance(value, bool):
             value = parse_duration(str(value))  # shown like the computed ones
+        elif name in _SIGNALS and value is not None:
+            value = _signals_shown(name, value)  # resolved: SIGTERM, not the raw "Term"
+        if name == "platform_timeout" and value is None:
+            # The deadline in force: the platform's own, or none at all.
+            deadline = resolved.budget.deadline
+            value = "no deadline" if deadline is None else format_duration(deadline)
         if isinstance(value, float):
             shown = format_duration(value)
         elif isinstance(value, (list, tuple)):
@@ -163,6 +195,8 @@ def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
         }[s.source]
         if name == "platform" and s.source is Source.PLATFORM:
             origin = f"detected: {resolved.evidence}"
+        if name == "platform_timeout" and s.value is None and resolved.budget.deadline is not None:
+            origin = "platform default"
         rows.append((option_flag(name), shown, origin))
     return rows
 
@@ -188,7 +222,7 @@ def program_lines(resolved: Resolved) -> list[str]:
     plan = resolved.plan
     if plan.single:
         prog = plan.program
-        return [f"command: {prog.display if prog.argv else '(none given)'}"]
+        return [f"command: {prog.brief if prog.argv else '(none given)'}"]
     lines = ["programs (start order):"]
     for i, p in enumerate(plan.programs, 1):
         extra = []
@@ -219,7 +253,7 @@ def program_lines(resolved: Resolved) -> list[str]:
             extra.append(f"as {p.user}")
         if p.success_codes:
             extra.append("success after a stop: " + ", ".join(str(c) for c in sorted(p.success_codes)))
-        lines.append(f"  {i}. {p.name}: {p.display}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+        lines.append(f"  {i}. {p.name}: {p.brief}" + (f"  [{'; '.join(extra)}]" if extra else ""))
     lines.append("stop plan (each stage after the previous one exited; SIGKILL for all at the grace end):")
     for i, stage in enumerate(stop_stages(plan.programs), 1):
         parts = []

@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import sys
 from typing import NamedTuple
 
 _FAULTS = {
@@ -143,19 +144,26 @@ class _FaultyInbox(SignalInbox):
     def read(self) -> list[Received]:
         got = super().read()
         if any(rec.signo != signal.SIGCHLD for rec in got):
-            raise RuntimeError("fault injected by GSUP_TEST_FAULT=signal")
+            raise RuntimeError(f"fault injected by -X {TEST_FAULT}=signal")
         return got
+
+
+#: The interpreter option of the one test hook (``python -X gsup_test_fault=signal -m gsup``).
+TEST_FAULT = "gsup_test_fault"
 
 
 def open_inbox() -> SignalInbox:
     """The signal inbox of one supervision.
 
-    TEST HOOK, the only one in gsup: with ``GSUP_TEST_FAULT=signal`` the loop
-    gets an inbox that raises at the first signal, so the tests can check the
-    internal-failure path (kill everything, reap, exit 125) with real
-    processes and no mocks. It is looked at once, here, never in the loop.
+    TEST HOOK, the only one in gsup: with the interpreter option ``-X
+    gsup_test_fault=signal`` the loop gets an inbox that raises at the first
+    signal, so the tests can check the internal-failure path (kill
+    everything, reap, exit 125) with real processes and no mocks. It is
+    looked at once, here, never in the loop. An interpreter option, not an
+    environment variable: the installed ``gsup`` command never passes one,
+    and no variable of a user's environment can set it.
     """
-    if os.environ.get("GSUP_TEST_FAULT") == "signal":
+    if sys._xoptions.get(TEST_FAULT) == "signal":
         return _FaultyInbox()
     return SignalInbox()
 

@@ -11,7 +11,7 @@ privileges. Exec errors come back through a close-on-exec pipe: it closes
 without data when exec succeeds.
 
 Imports: the standard library, ``gsup.errors``, ``gsup.linux``,
-``gsup.signals``, ``gsup.model``.
+``gsup.signals``, ``gsup.model``, ``gsup.units``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from typing import NamedTuple, Optional
 from gsup import linux, signals
 from gsup.errors import CommandNotExecutable, CommandNotFound, GsupError, SpawnFailed, UsageError
 from gsup.model import ProgramSpec
+from gsup.units import quote
+
+#: The largest user or group id: (uid_t)-1 means "no change" to the kernel.
+MAX_ID = 2**32 - 2
 
 
 class Credentials(NamedTuple):
@@ -34,6 +38,21 @@ class Credentials(NamedTuple):
     gid: int
     groups: tuple[int, ...]
     name: str
+    #: The account's home directory; None: the uid has no account (numeric, not in passwd).
+    home: Optional[str] = None
+
+    def environment(self) -> dict[bytes, bytes]:
+        """What the child's environment says about its user, as gosu and su-exec set it.
+
+        ``HOME`` is the account's home (``/`` for a uid with no account);
+        ``USER`` and ``LOGNAME`` its name, when there is an account. Otherwise
+        a child started as ``nobody`` from a root shell's environment would
+        write into ``/root``.
+        """
+        env = {b"HOME": os.fsencode(self.home or "/")}
+        if self.home is not None:
+            env[b"USER"] = env[b"LOGNAME"] = os.fsencode(self.name)
+        return env
 
 
 def resolve_user(spec: str, *, where: str = "--user") -> Optional[Credentials]:
@@ -47,24 +66,32 @@ def resolve_user(spec: str, *, where: str = "--user") -> Optional[Credentials]:
     import pwd
 
     user, _, group = spec.partition(":")
+    for name, kind in ((user, "user"), (group, "group")):
+        if _numeric(name) and int(name) > MAX_ID:
+            raise UsageError(f"{where}: {name} is not a {kind} id (0-{MAX_ID})")
     try:
-        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-        uid, gid, name = pw.pw_uid, pw.pw_gid, pw.pw_name
+        pw = pwd.getpwuid(int(user)) if _numeric(user) else pwd.getpwnam(user)
+        uid, gid, name, home = pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir
     except KeyError:
-        if not user.isdigit():
-            raise UsageError(f"{where}: no such user {user!r}") from None
-        uid, gid, name = int(user), int(user), user
+        if not _numeric(user):
+            raise UsageError(f"{where}: no such user {quote(user)}") from None
+        uid, gid, name, home = int(user), int(user), user, None
     if group:
         try:
-            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+            gid = int(group) if _numeric(group) else grp.getgrnam(group).gr_gid
         except KeyError:
-            raise UsageError(f"{where}: no such group {group!r}") from None
+            raise UsageError(f"{where}: no such group {quote(group)}") from None
     groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)}))
     if os.geteuid() != 0:
         if (uid, gid) != (os.geteuid(), os.getegid()):
             raise UsageError(f"{where} {spec}: switching users needs root (gsup runs as uid {os.geteuid()})")
         return None  # already that user: nothing to switch, and no right to setgroups
-    return Credentials(uid, gid, groups, name)
+    return Credentials(uid, gid, groups, name, home)
+
+
+def _numeric(name: str) -> bool:
+    """An id, not a name: ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
+    return name.isascii() and name.isdigit()
 
 
 def inherited_environment() -> dict[bytes, bytes]:
@@ -105,6 +132,8 @@ def spawn(
     Raises CommandNotFound / CommandNotExecutable / SpawnFailed when exec
     fails; the failed child has then already exited and must still be reaped.
     """
+    if credentials is not None:  # the account's HOME, USER, LOGNAME; a program's own env wins
+        env = {**env, **{k: v for k, v in credentials.environment().items() if k not in (spec.env or {})}}
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()  # else the child would inherit and repeat buffered text
@@ -151,16 +180,19 @@ def spawn(
         os.close(read_end)
     if failure:
         stage, _, code = failure.decode().partition(":")
-        error = _spawn_error(spec, stage, int(code or 0))
+        error = _spawn_error(spec, stage, int(code or 0), env)
         error.pid = pid
         raise error
     return pid
 
 
-def _spawn_error(spec: ProgramSpec, stage: str, err: int) -> GsupError:
+def _spawn_error(spec: ProgramSpec, stage: str, err: int, env: Mapping[bytes, bytes]) -> GsupError:
     path = os.fsdecode(spec.argv[0])
     reason = os.strerror(err) if err else "unexpected error"
     if stage == "exec":
+        interpreter = _missing_interpreter(spec.argv[0], env) if err == errno.ENOENT else None
+        if interpreter is not None:  # the file is there; what its #! names is not (as shells say)
+            return CommandNotFound(f"{path}: bad interpreter {interpreter} (no such file)")
         if err in (errno.ENOENT, errno.ENOTDIR):
             where = "" if "/" in path else " (searched PATH)"
             return CommandNotFound(f"{path}: command not found{where}")
@@ -170,3 +202,24 @@ def _spawn_error(spec: ProgramSpec, stage: str, err: int) -> GsupError:
     if stage == "user":
         return SpawnFailed(f"{path}: cannot switch to user {spec.user}: {reason}")
     return SpawnFailed(f"{path}: cannot set up the child: {reason}")
+
+
+def _missing_interpreter(command: bytes, env: Mapping[bytes, bytes]) -> Optional[str]:
+    """The interpreter a script's ``#!`` line names, if exec found the script but not it (ENOENT)."""
+    if b"/" in command:
+        candidates = [command]
+    else:  # where execvpe looked
+        path = env.get(b"PATH", os.fsencode(os.defpath))
+        candidates = [os.path.join(d or b".", command) for d in path.split(b":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            try:
+                with open(candidate, "rb") as f:
+                    head = f.readline(4096)
+            except OSError:
+                return None
+            words = head[2:].split() if head.startswith(b"#!") else []
+            if words and not os.path.exists(words[0]):
+                return os.fsdecode(words[0])
+            return None
+    return None

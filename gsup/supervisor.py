@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from gsup.readiness import Attempt
 
 Clock = Callable[[], float]
+_POLL_MAX_MS = 2**31 - 1
 
 
 def foreground_terminal() -> bool:
@@ -245,7 +246,8 @@ class Loop:
         if not due:
             return None  # idle: block until something happens, however long
         # Round up: waking a millisecond early would only mean a second wake-up.
-        return max(0, math.ceil((min(due) - self.clock()) * 1000))
+        # At most what poll takes (a C int of ms): a later deadline is met by waking again.
+        return min(_POLL_MAX_MS, max(0, math.ceil((min(due) - self.clock()) * 1000)))
 
     def _wake(self) -> None:
         now = self.clock()
@@ -606,7 +608,7 @@ class Loop:
             end = m.linger_until if m.phase is Phase.LINGERING else m.kill_all_at
             assert end is not None  # set whenever the phase is STOPPING/LINGERING
             remaining, total, label = end - now, self.plan.grace, "SIGKILL in"
-        again = self.sink.countdown(max(0.0, remaining), total, label)
+        again = self.sink.countdown(max(0.0, remaining), total, label, m.ctrl_c_hint)
         self.redraw_at = None if again is None else now + again
         self.countdown_on = again is not None
 
@@ -631,6 +633,9 @@ class Loop:
     def _outcome(self) -> Outcome:
         m = self.machine
         end = self.clock()
+        # The grace began when the drain ended (kill_all_at is its end); a child that exited
+        # in the drain ended it.
+        grace_from = None if m.kill_all_at is None else m.kill_all_at - self.plan.grace
         outcome = Outcome(
             exit_code=m.exit_code(),
             cause=StopCause.SIGNAL if m.stop_received is not None else StopCause.CHILD_EXIT,
@@ -648,6 +653,9 @@ class Loop:
             p = m.programs[self.plan.program.name]
             child_end = p.exited_at if p.exited_at is not None else end
             return outcome._replace(
+                drain_seconds=None
+                if m.stopping_since is None
+                else min(child_end, grace_from if grace_from is not None else child_end) - m.stopping_since,
                 pid=p.pid,
                 status=p.status if p.status is not None else ChildStatus(signal=signal.SIGKILL),
                 stop_signal_sent=p.stop_sig,
@@ -677,6 +685,9 @@ class Loop:
         )
         return outcome._replace(
             stop_seconds=None if m.stopping_since is None else end - m.stopping_since,
+            drain_seconds=None
+            if m.stopping_since is None
+            else min(end, grace_from if grace_from is not None else end) - m.stopping_since,
             ran_seconds=end - self.started,
             force_killed=any(p.force_killed for p in programs),
             programs=programs,

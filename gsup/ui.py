@@ -3,10 +3,19 @@
 Owns: everything gsup shows with rich, on a TTY only. The only module that
 imports rich (and it is imported only when stderr is a terminal). Child
 output never passes through here. What it shows comes from ``report``.
+
+The countdown lives on the terminal's bottom row, outside the region the
+text scrolls in (DECSTBM, as apt draws its progress bar): the child writes
+to the same terminal whenever it likes, gsup cannot know when, and a line
+redrawn in place at the cursor would end up in the middle of the child's
+next line. Each frame is one ``write`` (the tty takes it whole) that saves
+the cursor, draws the bottom row and puts the cursor back where the child
+left it. The report restores the full scroll region and clears that row.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Optional
 
@@ -27,7 +36,7 @@ class TerminalSink:
 
     def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
         self.quiet, self.verbose = quiet, verbose
-        self._live_line = False
+        self._rows = 0  # the terminal's height when the scroll region was set; 0: no region
         self._console: Optional[Console] = None
         self._stream: TextStream = sys.stderr
 
@@ -45,38 +54,55 @@ class TerminalSink:
             self._console = Console(file=self._stream, highlight=False, soft_wrap=True)  # type: ignore[arg-type]
         return self._console
 
+    def _write(self, sequence: str) -> bool:
+        """Write *sequence* in one write(2), after what the stream holds; False if the terminal is gone."""
+        try:
+            self._stream.flush()
+            fd = self._stream.fileno()  # type: ignore[attr-defined]
+            os.write(fd, sequence.encode())
+        except (OSError, ValueError, AttributeError):
+            return False
+        return True
+
     def _clear_line(self) -> None:
-        if self._live_line and self._console is not None:
-            self._console.file.write("\r\x1b[2K")
-            self._live_line = False
+        """The countdown ends: the whole screen scrolls again, the bottom row is blank."""
+        if self._rows:
+            self._write(f"\x1b7\x1b[r\x1b[{self._rows};1H\x1b[2K\x1b8")
+            self._rows = 0
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         if self.quiet or (kind in VERBOSE_KINDS and not self.verbose):
             return
         from rich.text import Text
 
-        self._clear_line()
-        self.console.print(Text(f"gsup: {message}", style="dim"))
+        self.console.print(
+            Text(f"gsup: {message}", style="dim")
+        )  # where the text scrolls, not the countdown's row
 
-    def countdown(self, remaining: float, total: float, label: str) -> Optional[float]:
-        from rich.text import Text
-
+    def countdown(self, remaining: float, total: float, label: str, hint: str = "") -> Optional[float]:
+        try:
+            columns, rows = os.get_terminal_size(self._stream.fileno())  # type: ignore[attr-defined]
+        except (OSError, ValueError, AttributeError):
+            return None
+        if rows < 4 or columns < 20:
+            return None  # no room for a row of its own
         width = 20
         filled = 0 if total <= 0 else round(width * remaining / total)
         bar = "█" * filled + "░" * (width - filled)
-        line = Text.assemble(
-            ("gsup: ", "dim"),
-            (f"{label} {remaining:5.1f}s ", "bold yellow"),
-            (bar, "yellow"),
-            ("  (Ctrl+C again to force)", "dim"),
-        )
-        try:
-            self.console.file.write("\r\x1b[2K")
-            self.console.print(line, end="")
-            self.console.file.flush()
-        except OSError:
+        text = f"gsup: {label} {remaining:5.1f}s {bar}" + (f"  ({hint})" if hint else "")
+        text = text[: columns - 1]
+        head = len("gsup: ")
+        line = f"\x1b[2m{text[:head]}\x1b[0;1;33m{text[head:]}\x1b[0m"
+        frame = ""
+        if rows != self._rows:
+            # Make room (IND scrolls only if the cursor is on the last row; CUU goes back),
+            # then keep the text above the bottom row. DECSTBM homes the cursor: save, restore.
+            frame += f"\x1bD\x1b[A\x1b7\x1b[1;{rows - 1}r\x1b8"
+            self._rows = rows
+        frame += f"\x1b7\x1b[{rows};1H\x1b[2K{line}\x1b8"
+        if not self._write(frame):
+            self._rows = 0
             return None
-        self._live_line = True
         return _REDRAW
 
     def report(self, outcome: Outcome) -> None:

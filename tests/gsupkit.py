@@ -17,13 +17,16 @@ run everything it started is killed by pid, never by name.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -358,6 +361,8 @@ class GsupRun:
         self._master: Optional[int] = None
         if tty:
             master, slave = os.openpty()
+            # A terminal window has a size (a pty starts at 0x0): 24 rows of 80 columns.
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
             self._master = master
             try:
                 self.proc = subprocess.Popen(self.argv, stdin=slave, stdout=slave, stderr=slave, env=env)

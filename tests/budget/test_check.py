@@ -93,6 +93,62 @@ def test_refused_configuration_exits_2() -> None:
     assert "t=" not in r.stdout
 
 
+def setting(stdout: str, option: str) -> tuple[str, str]:
+    """(value, origin) of one row of the settings."""
+    m = re.search(rf"^\s*{option}\s+(.*?)\s+\((.*)\)\s*$", stdout, re.M)
+    assert m, (option, stdout)
+    return m.group(1), m.group(2)
+
+
+@pytest.mark.timeout(30)
+def test_check_shows_the_resolved_signals() -> None:
+    """Signals are shown as gsup resolved them (SIGTERM, SIGKILL, SIGHUP:SIGQUIT), not as typed (Term,
+    sigkill)."""
+    r = gsup_once(
+        ["check", "--stop-signal", "Term", "--parent-death-signal", "sigkill"],
+        env=clean_env(GSUP_REWRITE="hup:quit 10:12"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert setting(r.stdout, "--stop-signal") == ("SIGTERM", "--stop-signal")
+    assert setting(r.stdout, "--parent-death-signal") == ("SIGKILL", "--parent-death-signal")
+    assert setting(r.stdout, "--rewrite") == ("SIGHUP:SIGQUIT SIGUSR1:SIGUSR2", "GSUP_REWRITE")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("platform", "shown", "origin"),
+    [
+        ("ecs", "30s", "platform default"),
+        ("fly", "5s", "platform default"),
+        ("none", "no deadline", "default"),
+    ],
+)
+def test_check_shows_the_deadline_in_force(platform: str, shown: str, origin: str) -> None:
+    """Without --platform-timeout the row shows the deadline in force (the platform's), not a dash."""
+    r = gsup_once(["check", "--platform", platform])
+    assert r.returncode == 0, r.stderr
+    assert setting(r.stdout, "--platform-timeout") == (shown, origin)
+
+
+@pytest.mark.timeout(30)
+def test_a_timeout_without_a_platform_is_no_platforms_deadline() -> None:
+    """--platform none --platform-timeout 20: the last step is the deadline of whatever stops gsup, not a
+    "none deadline" of "the platform"."""
+    r = gsup_once(["check", "--platform", "none", "--platform-timeout", "20"])
+    assert r.returncode == 0, r.stderr
+    assert "none deadline" not in r.stdout and "the platform" not in r.stdout
+    assert at(timeline(r.stdout), "deadline: whatever stops gsup sends SIGKILL, 2s after gsup's") == "20s"
+
+
+@pytest.mark.timeout(30)
+def test_the_refusal_shows_the_digits_that_exceed() -> None:
+    """--grace 27001ms on kubernetes is refused with a sum whose digits show that it exceeds (30.001s, not
+    30.0s)."""
+    r = gsup_once(["check", "--platform", "kubernetes", "--grace", "27001ms"])
+    assert r.returncode == 2
+    assert "grace 27.001s + margin 3s = 30.001s exceeds the kubernetes deadline of 30s" in r.stderr, r.stderr
+
+
 def check_on_a_terminal(args: list[str], columns: int = 110) -> str:
     """Run ``gsup check ARGS`` with a pty as stdout; everything it wrote."""
     master, slave = os.openpty()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,83 @@ def test_probe_a_server_without_drain_fails() -> None:
     assert m and int(m.group(1)) > 0, out
     assert field(out, "exit code").startswith("0"), "the only fault should be the lost requests"
     assert reasons(out) == [f"{m.group(1)} of {m.group(2)} probe requests failed during the stop"], out
+
+
+def grace_of(stdout: str) -> float:
+    m = re.search(r"grace (\d+(?:\.\d+)?)s\)", field(stdout, "platform"))
+    assert m, stdout
+    return float(m.group(1))
+
+
+def assert_verdict_agrees_with_its_numbers(stdout: str) -> None:
+    """ "beat the grace" only with a time within the grace; "grace ran out" only when force-killed."""
+    took = float(field(stdout, "time to exit").split("s")[0])
+    if "(beat the grace)" in field(stdout, "time to exit"):
+        assert took <= grace_of(stdout), stdout
+        assert field(stdout, "force-killed") == "no", stdout
+    if "grace ran out" in field(stdout, "time to exit"):
+        assert field(stdout, "force-killed") == "yes", stdout
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("after", ["0", "50ms"])
+def test_a_short_after_still_stops_a_started_program(after: str) -> None:
+    """--after 0 or 50ms: the drill waits until the inner gsup can take a stop, so gsup reports how the
+    program ended (a program still starting may well die of the SIGTERM: that is its verdict)."""
+    _, out, err = drill([*QUICK, "--after", after], [*CHILD, "--on", "TERM=exit:0"])
+    assert "gave no report" not in out, out + err
+    assert re.match(r"(0 \(exited with 0\)|143 \(killed by SIGTERM\))$", field(out, "exit code")), out
+    assert float(field(out, "stop sent").split("s")[0]) >= float(after.rstrip("ms") or 0) / 1000
+
+
+@pytest.mark.timeout(60)
+def test_ready_on_a_port_that_is_already_open() -> None:
+    """--ready on a port already open when the drill starts: the stop waits for the inner gsup, which
+    reports."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        _, out, err = drill([*QUICK, "--ready", f"tcp=127.0.0.1:{port}"], [*CHILD, "--on", "TERM=exit:0"])
+    assert "gave no report" not in out, out + err
+    assert re.match(r"(0 \(exited with 0\)|143 \(killed by SIGTERM\))$", field(out, "exit code")), out
+
+
+@pytest.mark.timeout(60)
+def test_time_to_exit_is_the_childs_not_the_probes_window() -> None:
+    """With --probe, a server that exits at once on SIGTERM shows its own time to exit (well under the 1 s
+    the probe goes on sending), not the probe's window."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    _, out, err = drill(
+        ["--platform", "kubernetes", "--ready", f"http={url}", "--probe", url],
+        [*HTTP_SERVER, "--port", str(port), "--drain", "0"],
+    )
+    took = float(field(out, "time to exit").split("s")[0])
+    assert took < 0.5, out + err
+    assert_verdict_agrees_with_its_numbers(out)
+
+
+@pytest.mark.timeout(60)
+def test_each_process_left_is_counted_once() -> None:
+    """Two setsid leftovers that ignore SIGTERM, so that gsup signals them and then kills them: "processes
+    left 2", not 4."""
+    script = (
+        'setsid sh -c "trap \\"\\" TERM; exec sleep 300" & setsid sh -c "trap \\"\\" TERM; exec sleep 300" & '
+        'trap "exit 0" TERM; sleep 300 & wait'
+    )
+    code, out, err = drill([*QUICK, "--after", "0.5s"], ["sh", "-c", script])
+    assert (code, verdict(out)) == (1, "FAIL"), out + err
+    assert field(out, "processes left").startswith("2 "), out
+    assert reasons(out) == ["2 process(es) outlived the child (left behind)"], out
+
+
+@pytest.mark.timeout(60)
+def test_a_program_that_exits_just_inside_the_grace_beats_it_by_its_numbers() -> None:
+    """A program that exits 0.95 s after SIGTERM with a 1 s grace: the verdict agrees with the printed time
+    (a time over the grace never reads "beat the grace")."""
+    script = 'trap "sleep 0.95; exit 0" TERM; sleep 300 & wait'
+    code, out, err = drill([*QUICK, "--after", "0.3s"], ["sh", "-c", script])
+    assert_verdict_agrees_with_its_numbers(out)
+    if field(out, "force-killed") == "no":
+        assert (code, verdict(out)) == (0, "PASS"), out + err

@@ -70,6 +70,53 @@ def gsup_as_nobody(args: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+PRINT_ACCOUNT = ["sh", "-c", 'echo "home=$HOME user=$USER logname=$LOGNAME"']
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_user_nobody_gets_nobodys_home_and_name() -> None:
+    """With --user nobody, HOME, USER and LOGNAME are nobody's, not those of root's environment (as gosu)."""
+    pw = nobody()
+    env = clean_env(HOME="/root", USER="root", LOGNAME="root")
+    r = gsup_once([*NONE, "--user", "nobody", "--", *PRINT_ACCOUNT], env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == f"home={pw.pw_dir} user=nobody logname=nobody"
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_a_uid_without_an_account_gets_home_slash() -> None:
+    """With --user of a uid that has no account, HOME is / (nothing of root's), USER stays as given."""
+    uid = next(u for u in range(54321, 60000) if not _has_account(u))
+    env = clean_env(HOME="/root", USER="someone")
+    r = gsup_once([*NONE, "--user", str(uid), "--", *PRINT_ACCOUNT], env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "home=/ user=someone logname="
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_a_programs_own_home_wins_over_its_accounts(tmp_path) -> None:
+    """A program with user = "nobody" and env = { HOME = ... } gets its own HOME, and nobody's USER."""
+    config = tmp_path / "gsup.toml"
+    config.write_text(
+        "[programs.p]\ncommand = 'echo \"home=$HOME user=$USER\"'\nshell = true\noneshot = true\n"
+        'user = "nobody"\nenv = { HOME = "/srv/app" }\n'
+    )
+    r = gsup_once([*NONE, "--config", str(config)], env=clean_env(HOME="/root", USER="root"))
+    assert r.returncode == 0, r.stderr
+    assert "p | home=/srv/app user=nobody" in r.stdout.splitlines(), r.stdout
+
+
+def _has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        return False
+
+
 @needs_root
 @pytest.mark.timeout(30)
 def test_non_root_asking_for_another_user_is_refused() -> None:

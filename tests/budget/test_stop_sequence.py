@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from typing import Callable
@@ -86,3 +87,38 @@ def test_stop_signal_int(gsup_run: Callable[..., Run]) -> None:
     signal_time(run, "SIGINT")
     assert run.finish() == 0
     assert [line.split()[1] for line in run.out.all() if line.startswith("signal ")] == ["SIGINT"]
+
+
+@pytest.mark.timeout(30)
+def test_the_report_counts_the_drain_apart_from_the_grace(gsup_run: Callable[..., Run]) -> None:
+    """A 1 s drain then a 1 s grace that runs out: the report says "drain 1.0..s, then SIGTERM sent, took
+    1.0..s of a 1s grace", not 2 s of a 1 s grace."""
+    run = gsup_run([*NONE, "--stop-delay", "1", "--grace", "1", "--", *CHILD, "--on", "TERM=log"])
+    run.ready()
+    run.send(signal.SIGTERM)
+    assert run.finish() == 137
+    m = re.search(
+        r"^gsup: stop\s+drain (\d\.\d+)s, then SIGTERM sent, took (\d\.\d+)s of a 1s grace",
+        run.err.text(),
+        re.M,
+    )
+    assert m, run.err.text()
+    assert 0.95 <= float(m.group(1)) <= 1.2 and 0.95 <= float(m.group(2)) <= 1.2, m.group(0)
+
+
+@pytest.mark.timeout(30)
+def test_a_megabyte_command_line_is_shortened_in_the_log_and_whole_in_json(
+    gsup_run: Callable[..., Run],
+) -> None:
+    """A 1 MB argv is not printed twice in text (each line stays short), and JSON carries it whole."""
+    big = ["x" * 100_000 for _ in range(10)]
+    text = gsup_run([*NONE, "--", "true", *big])
+    assert text.finish() == 0
+    assert len(text.err.text()) < 2_000, f"{len(text.err.text())} bytes of log"
+    assert "(11 arguments, 1000014 bytes)" in text.err.text()
+    js = gsup_run([*NONE, "--log-format", "json", "--", "true", *big])
+    assert js.finish() == 0
+    events = [json.loads(line) for line in js.err.text().splitlines()]
+    started = next(e for e in events if e["event"] == "started")
+    assert started["command"] == " ".join(["true", *big])
+    assert len(started["message"]) < 300

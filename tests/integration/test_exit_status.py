@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from gsupkit import run_to_end
 
 #: Codes run through the installed command itself (the sweep covers all 256).
 SAMPLE = [0, 1, 2, 3, 42, 100, 125, 126, 127, 128, 129, 137, 143, 254, 255]
@@ -93,6 +94,23 @@ def test_command_not_executable_is_126(mode, tmp_path):
     r = mode.run("--", str(script))
     assert r.returncode == 126
     assert_one_error_line(r.stderr, mentions=str(script))
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("on_path", [False, True], ids=["by-path", "on-path"])
+def test_script_with_a_missing_interpreter_is_127_bad_interpreter(mode, tmp_path, on_path):
+    """A script whose #! names a missing interpreter gives 127 and one line saying "bad interpreter", as
+    shells do, not "command not found"."""
+    script = tmp_path / "gsup-test-script"
+    script.write_text("#!/nonexistent/interp -x\nexit 0\n")
+    script.chmod(0o755)
+    if on_path:
+        env = {**mode.env, "PATH": f"{tmp_path}:{mode.env.get('PATH', '')}"}
+        r = run_to_end(mode.command("--", script.name), env=env)
+    else:
+        r = mode.run("--", str(script))
+    assert r.returncode == 127
+    assert_one_error_line(r.stderr, mentions="bad interpreter /nonexistent/interp")
 
 
 @pytest.mark.timeout(40)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
+import sys
 
 import pytest
+
+from gsup.log import TextSink
+from gsup.model import Plan, ProgramSpec
+from gsup.supervisor import supervise
 
 GRACE = 1.0
 #: Allowed error on when gsup ends after the grace (the issue's margin; the
@@ -149,3 +155,13 @@ def test_leftovers_in_the_childs_group_get_the_stop_signal_the_group_never_got(g
         0,
         False,
     )
+
+
+@pytest.mark.timeout(30)
+def test_a_grace_longer_than_poll_can_wait_is_waited_for_in_steps():
+    """supervise() given a grace past poll's limit (2**31 ms; a library caller's plan is not parsed) still
+    forwards the stop and ends with the child's status, not an OverflowError."""
+    script = b"import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(30)"
+    spec = ProgramSpec(argv=(sys.executable.encode(), b"-c", script), prefix=None)
+    outcome = supervise(Plan(programs=(spec,), single=True, grace=3e6), TextSink(io.StringIO()))
+    assert outcome.exit_code == 128 + signal.SIGTERM

@@ -28,6 +28,8 @@ import pytest
 from gsupkit import GSUP, Arg, GsupRun, Mode, clean_env
 from prockit import Stat, all_stats, carrying, kill_carrying, stat
 
+from gsup.signals import TEST_FAULT
+
 PROGS = Path(__file__).resolve().parent / "progs"
 PY = sys.executable
 #: gsup (before its handoff) and unshare carry the child's command line in theirs.
@@ -94,6 +96,8 @@ class Gsup(GsupRun):
     ``out``/``err`` read its stdout/stderr when they are pipes (the default);
     pass a descriptor, ``subprocess.DEVNULL`` or ``None`` to set them up
     otherwise. ``tag`` is the tag of the processes it was given to run.
+    *fault*: with gsup's one test hook on, an inbox that raises at the first
+    signal (``gsup.signals.open_inbox``).
     """
 
     EXPECT = 15.0
@@ -109,10 +113,14 @@ class Gsup(GsupRun):
         stdout: Any = PIPE,
         stderr: Any = PIPE,
         close_stderr: bool = False,
+        fault: bool = False,
     ) -> None:
         self.mode, self.tag = mode, tag
+        argv = mode.command(*args)
+        if fault:  # the installed script, run by an interpreter with the test hook's option
+            argv[len(mode.prefix) : len(mode.prefix)] = [PY, "-X", f"{TEST_FAULT}=signal"]
         super().__init__(
-            mode.command(*args),
+            argv,
             env=clean_env() if env is None else env,
             pid1=mode.pid1,
             stdin=stdin,

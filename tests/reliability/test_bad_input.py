@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gsupkit import GSUP, clean_env
+from gsupkit import GSUP, PATH, clean_env
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+from prockit import carrying
 
 from gsup import config as gconfig
 from gsup import units
@@ -131,7 +132,12 @@ def test_valid_durations_mean_what_they_say(parts):
     """A duration made of distinct unit parts is the sum of its parts."""
     scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}
     text = "".join(f"{n}{unit}" for unit, n in parts)
-    assert units.parse_duration(text) == pytest.approx(sum(n * scale[u] for u, n in parts))
+    total = sum(n * scale[u] for u, n in parts)
+    if total > units.MAX_DURATION:  # over 7 days: refused
+        with pytest.raises(UsageError, match="at most 168h"):
+            units.parse_duration(text)
+        return
+    assert units.parse_duration(text) == pytest.approx(total)
 
 
 @PURE
@@ -296,6 +302,8 @@ def configs(draw: Any, marker_dir: str, kind: str | None = None) -> tuple[str, s
         doc["gsup"] = {
             k: draw(st.sampled_from(good)) for k, (good, _) in GSUP_KEYS.items() if draw(st.booleans())
         }
+        if doc["gsup"].get("quiet") and doc["gsup"].get("verbose"):
+            del doc["gsup"]["verbose"]  # together they are a conflict, not a valid file
     names = draw(st.lists(st.sampled_from(GOOD_NAMES), min_size=1, max_size=3, unique=True))
     programs: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -360,14 +368,21 @@ def test_any_config_resolves_or_is_a_usage_error(data):
     with tempfile.TemporaryDirectory() as d:
         text, kind = data.draw(configs(d))
         event(kind)
-        path = os.path.join(d, "gsup.toml")
-        with open(path, "w") as f:
-            f.write(text)
-        try:
-            gconfig.resolve({}, (), config_path=path, environ={}, exists=lambda _p: False)
-        except UsageError as e:
-            one_line(e.message)
-            assert kind != "valid", f"a valid config refused: {e.message}\n{text}"
+        refused = resolve_file(d, text.encode())
+        assert refused is None or kind != "valid", f"a valid config refused: {refused}\n{text}"
+
+
+def resolve_file(d: str, content: bytes) -> str | None:
+    """Resolve *content* as the config file ``d/gsup.toml``: None for a plan, else the one-line refusal."""
+    path = os.path.join(d, "gsup.toml")
+    with open(path, "wb") as f:
+        f.write(content)
+    try:
+        gconfig.resolve({}, (), config_path=path, environ={}, exists=lambda _p: False)
+    except UsageError as e:
+        one_line(e.message)
+        return e.message
+    return None
 
 
 def test_program_name_with_a_newline_is_one_line(tmp_path):
@@ -600,3 +615,240 @@ def test_random_argv_reaches_the_child_byte_exact(args):
         )
         assert r.returncode == 0, r.stderr
         assert read_dump(Path(out)) == args
+
+
+# -- hostile bytes and edge values: the real command never ends in a traceback ----------------
+#
+# Each property has a reduced form (runs in CI) and a full one (marked slow). Every
+# run's command is `sh -c 'touch "$0"' MARKER` in a directory unique to the example,
+# so the test can tell whether anything ran and find any process it left by that
+# directory's name in its command line.
+
+EXAMPLES = [pytest.param(25, id="reduced"), pytest.param(250, id="full", marks=pytest.mark.slow)]
+
+#: Durations at the edges: zero, negative, huge, the limit, exponents, odd numerals.
+EDGE_DURATIONS = (
+    st.sampled_from(
+        [
+            "0",
+            "0s",
+            "0.0",
+            "-0",
+            "-1",
+            "-1s",
+            "168h",
+            "168h1us",
+            "604800",
+            "604800.000001",
+            "720h",
+            str(2**64),
+            "9" * 400,
+            "1e3",
+            "1e309",
+            "1E-9",
+            "inf",
+            "nan",
+            "0x10",
+            "1_000",
+            "\uff11s",  # a fullwidth digit one
+            "1.s",
+            ".0s",
+            "1." + "0" * 50 + "1s",
+        ]
+    )
+    | st.floats(allow_nan=True, allow_infinity=True).map(repr)
+    | st.integers(-(2**70), 2**70).map(str)
+)
+
+
+def _bytes(draw: Any, size: int = 24) -> bytes:
+    """Arbitrary bytes but NUL (argv and environment cannot carry it), often with a non-UTF-8 byte."""
+    raw = draw(st.binary(max_size=size).filter(lambda b: b"\0" not in b))
+    return raw + draw(st.sampled_from([b"", b"\xff", b"\xc3", b"\xed\xa0\x80"]))
+
+
+def run_bytes(argv: list[bytes], env: dict[bytes, bytes]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [GSUP.encode(), *argv], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+    )
+
+
+def check_hostile(
+    r: subprocess.CompletedProcess[bytes],
+    d: str,
+    what: Any,
+    *,
+    ran: bool | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> None:
+    """Exit 0 (it ran), 2 (refused, nothing ran) or 126/127 (the command could not be started); every
+    message one line; no traceback; no process left with the example's directory in its command line.
+
+    *ok*: the statuses of a run that went ahead (a config's readiness timeout is 1)."""
+    err = r.stderr.decode(errors="replace")
+    event(f"exit {r.returncode}")
+    assert "Traceback" not in err and "internal error" not in err, (what, err)
+    assert r.returncode in (*ok, 2, 126, 127), (r.returncode, what, err)
+    lines = [line for line in err.splitlines() if not line.startswith("gsup: warning: ")]
+    ran = os.path.exists(os.path.join(d, "ran")) if ran is None else ran
+    if r.returncode in ok:
+        assert ran, (what, err)
+    else:
+        assert len(lines) == 1 and lines[0].startswith("gsup: error: "), (what, err)
+        assert not ran, f"exit {r.returncode} but the command ran: {what!r}"
+    assert carrying(d) == [], f"left running: {carrying(d)}"
+
+
+def _touch(d: str) -> list[bytes]:
+    return [b"sh", b"-c", b'touch "$0"', os.fsencode(os.path.join(d, "ran"))]
+
+
+OPTION_NAMES = [o.encode() for o in OPTION_ARGS] + [b"--after", b"--ready", b"--config", b"--user"]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_argv_of_arbitrary_bytes_works_or_exits_2(examples: int) -> None:
+    """Options whose values (and names) are arbitrary bytes, durations at their edges, and commands of
+    arbitrary bytes: exit 0, 2, 126 or 127, one line, no traceback, nothing left."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.data())
+    def prop(data: Any) -> None:
+        with tempfile.TemporaryDirectory(prefix="gsup-hostile-") as d:
+            argv: list[bytes] = []
+            for _ in range(data.draw(st.integers(0, 4))):
+                kind = data.draw(st.integers(0, 3))
+                if kind == 0:
+                    name = data.draw(st.sampled_from([b"--grace", b"--stop-delay", b"--platform-timeout"]))
+                    argv += [name, data.draw(EDGE_DURATIONS).encode()]
+                elif kind == 1:
+                    argv += [data.draw(st.sampled_from(OPTION_NAMES)), _bytes(data.draw)]
+                elif kind == 2:
+                    argv.append(b"--" + _bytes(data.draw, 12))
+                else:
+                    argv.append(data.draw(st.sampled_from([b"-q", b"-v", b"--success-on-stop"])))
+            # Now and then a command of arbitrary bytes: not found, or empty.
+            command = [_bytes(data.draw)] if data.draw(st.integers(0, 4)) == 0 else _touch(d)
+            argv += [b"--", *command]
+            check_hostile(run_bytes(argv, {b"PATH": PATH.encode(), b"GSUP_PLATFORM": b"none"}), d, argv)
+
+    prop()
+
+
+ENV_NAMES = [n.encode() for n in ENV_VALUES] + [b"GSUP_CONFIG", b"GSUP_GRAC", b"GSUP_", b"GSUP_\xff"]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_an_environment_of_arbitrary_bytes_works_or_exits_2(examples: int) -> None:
+    """GSUP_* variables (known, misspelt, undecodable) with arbitrary bytes or edge durations as values:
+    exit 0 or 2, one line (and a warning line per unknown name), no traceback, nothing left."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.data())
+    def prop(data: Any) -> None:
+        with tempfile.TemporaryDirectory(prefix="gsup-hostile-") as d:
+            env = {b"PATH": PATH.encode(), b"GSUP_PLATFORM": b"none"}
+            for _ in range(data.draw(st.integers(1, 4))):
+                name = data.draw(
+                    st.sampled_from(ENV_NAMES) | st.builds(lambda b: b"GSUP_" + b, st.binary(max_size=6))
+                )
+                if b"\0" in name or b"=" in name:
+                    continue
+                edge = name in (b"GSUP_GRACE", b"GSUP_STOP_DELAY", b"GSUP_PLATFORM_TIMEOUT")
+                env[name] = (
+                    data.draw(EDGE_DURATIONS).encode()
+                    if edge and data.draw(st.booleans())
+                    else _bytes(data.draw)
+                )
+            check_hostile(run_bytes([b"--", *_touch(d)], env), d, env)
+
+    prop()
+
+
+@st.composite
+def toml_bytes(draw: Any, marker_dir: str) -> bytes:
+    """A config file as bytes: a generated one with random byte edits, an encoding that is not UTF-8
+    (Latin-1, UTF-16, a BOM), or plain binary."""
+    kind = draw(st.sampled_from(["edited", "latin-1", "utf-16", "bom", "binary", "edge-durations"]))
+    event(kind)
+    text, _ = draw(configs(marker_dir, "valid"))
+    if kind == "binary":
+        return draw(st.binary(max_size=200))
+    if kind == "latin-1":
+        return (text + "# caf\u00e9\n").encode("latin-1", errors="replace")
+    if kind == "utf-16":
+        return text.encode("utf-16")
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + text.encode()
+    if kind == "edge-durations":
+        key = draw(st.sampled_from(["grace", "stop_delay", "platform_timeout"]))
+        marker = os.path.join(marker_dir, "ran-0")
+        edge = draw(EDGE_DURATIONS)
+        return f'[gsup]\n{key} = "{edge}"\n\n[programs.p]\ncommand = ["touch", "{marker}"]\n'.encode()
+    data = bytearray(text.encode())
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, max(0, len(data) - 1)))
+        data[i:i] = draw(st.binary(min_size=1, max_size=3))
+    return bytes(data)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_config_bytes_resolve_or_are_a_usage_error(data):
+    """Any config file as bytes (edited, not UTF-8, binary, edge durations) makes a plan or one UsageError
+    line; nothing else is raised."""
+    with tempfile.TemporaryDirectory() as d:
+        resolve_file(d, data.draw(toml_bytes(d)))
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_a_config_file_of_any_bytes_works_or_exits_2(examples: int) -> None:
+    """The real command with any config file as bytes: its programs run, or exit 2 with one line naming the
+    file; no traceback, nothing left."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.data())
+    def prop(data: Any) -> None:
+        with tempfile.TemporaryDirectory(prefix="gsup-hostile-") as d:
+            markers = os.path.join(d, "markers")
+            os.mkdir(markers)
+            raw = data.draw(toml_bytes(markers))
+            path = os.path.join(d, "gsup.toml")
+            with open(path, "wb") as f:
+                f.write(raw)
+            r = run_bytes([b"--config", path.encode()], {b"PATH": PATH.encode(), b"GSUP_PLATFORM": b"none"})
+            # Many programs: a program that cannot start (126/127) or become ready (1) is an outcome with a
+            # report, not a refusal; a refusal (2) names the file, unless there was nothing to run.
+            err = r.stderr.decode(errors="replace")
+            check_hostile(r, d, raw, ran=r.returncode != 2 or bool(os.listdir(markers)), ok=(0, 1, 126, 127))
+            if r.returncode == 2:
+                assert path in err or err.startswith("gsup: error: missing command"), err
+
+    prop()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_edge_durations_are_refused_or_survive_a_stop(examples: int) -> None:
+    """--grace and --platform-timeout at their edges (0, negative, huge, exponents), then a real SIGTERM
+    (the child sends it to gsup, and exits 0.2 s after the forwarded copy): exit 0 (137 for a shorter
+    grace) or 2, one line, no traceback. (A grace past what poll can wait, 2**31 ms, made 720h end in an
+    OverflowError.)"""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(
+        st.lists(st.tuples(st.sampled_from([b"--grace", b"--platform-timeout"]), EDGE_DURATIONS), max_size=2)
+    )
+    def prop(options: list[tuple[bytes, str]]) -> None:
+        with tempfile.TemporaryDirectory(prefix="gsup-hostile-") as d:
+            argv = [part for name, value in options for part in (name, value.encode())]
+            # It outlives the stop signal by 0.2 s: gsup waits in poll with the grace as its timeout.
+            script = b'touch "$0"; trap "sleep 0.2; exit 0" TERM; kill -TERM $PPID; sleep 30 & wait'
+            stop = [b"sh", b"-c", script, os.fsencode(os.path.join(d, "ran"))]
+            r = run_bytes([*argv, b"--", *stop], {b"PATH": PATH.encode(), b"GSUP_PLATFORM": b"none"})
+            check_hostile(r, d, options, ok=(0, 137))  # 137: a grace shorter than its 0.2 s
+
+    prop()

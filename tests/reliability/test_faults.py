@@ -38,7 +38,7 @@ def test_internal_error_kills_everything_and_exits_125(gsup, tag):
     reaps them, and exits 125 with one error line."""
     run = gsup(
         ["--grace", "5s", "--", *child(tag, "--on-term", "log", "--grandchildren", "8")],
-        env=clean_env(GSUP_TEST_FAULT="signal"),
+        fault=True,
     )
     run.out.expect(r"^ready pid=")
     run.out.expect(r"^grandchildren ready n=8$")
@@ -50,6 +50,21 @@ def test_internal_error_kills_everything_and_exits_125(gsup, tag):
     assert len(errors) == 1 and errors[0].startswith("gsup: error: internal error"), run.err.text()
     assert all_gone(procs) == []
     assert tagged(tag) == []
+
+
+@pytest.mark.timeout(60)
+def test_the_test_hook_is_out_of_reach_of_the_environment(gsup, tag):
+    """The installed command ignores GSUP_TEST_FAULT=signal in its environment: a signal is forwarded and
+    the child's status is gsup's, not an internal error."""
+    run = gsup(
+        ["--grace", "5s", "--", *child(tag, "--on-term", "exit", "--code", "0")],
+        env=clean_env(GSUP_TEST_FAULT="signal"),
+    )
+    run.out.expect(r"^ready pid=")
+    run.send(signal.SIGTERM)
+    run.out.expect(r"^signal SIGTERM$")
+    assert run.finish(30) == 0, run.err.text()
+    assert "internal error" not in run.err.text()
 
 
 @pytest.mark.timeout(60)

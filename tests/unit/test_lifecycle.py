@@ -13,7 +13,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsup.lifecycle import Action, Kill, Lifecycle, Note, Phase, Send, SendLeftovers, SuspendSelf
+from gsup.lifecycle import (
+    SAME_KEYPRESS,
+    Action,
+    Kill,
+    Lifecycle,
+    Note,
+    Phase,
+    Send,
+    SendLeftovers,
+    SuspendSelf,
+)
 from gsup.model import ChildStatus, Plan, ProgramSpec
 
 TERM, INT, QUIT, HUP = signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP
@@ -209,6 +219,67 @@ def test_second_int_escalates_at_once() -> None:
     assert sends(actions) == []
     assert m.programs[NAME].force_killed
     assert m.escalation == "second SIGINT"
+
+
+def test_two_ints_a_few_milliseconds_apart_are_one_ctrl_c() -> None:
+    """The kernel's SIGINT and a wrapper's copy 3 ms later (timeout --foreground) are one Ctrl+C: the copy
+    is neither forwarded nor an escalation; a real second Ctrl+C 300 ms later still force-kills."""
+    m = _machine(terminal=True)
+    m.on_signal(INT, T0, delivered=True)
+    copy = m.on_signal(INT, T0 + 0.003, sender=77)
+    assert kills(copy) == 0 and sends(copy) == []
+    assert [
+        n.fields.get("same_keypress") for n in copy if isinstance(n, Note) and n.kind == "repeat_ignored"
+    ] == [True]
+    assert not m.programs[NAME].force_killed and m.kill_all_at == T0 + GRACE
+    assert kills(m.on_signal(INT, T0 + 0.3, delivered=True)) == 1
+
+
+def test_a_second_int_past_the_same_keypress_window_escalates() -> None:
+    """A second SIGINT just past SAME_KEYPRESS is a second Ctrl+C: it force-kills."""
+    m = _machine(terminal=True)
+    m.on_signal(INT, T0, delivered=True)
+    assert kills(m.on_signal(INT, T0 + SAME_KEYPRESS + 0.001)) == 1
+
+
+def test_two_ints_from_kill_a_few_milliseconds_apart_are_two() -> None:
+    """Two SIGINTs sent with kill (no terminal's key), 3 ms apart, are a second INT: it force-kills."""
+    m = _machine()
+    m.on_signal(INT, T0, sender=5)
+    assert kills(m.on_signal(INT, T0 + 0.003, sender=5)) == 1
+
+
+def test_a_copy_of_the_ctrl_c_does_not_end_the_drain() -> None:
+    """In the drain, a SIGINT 2 ms after the Ctrl+C is the same Ctrl+C: the drain goes on."""
+    m = _machine(stop_delay=5.0, terminal=True, stop_signal=TERM)  # TERM: the drain is not skipped
+    m.on_signal(INT, T0, delivered=True)
+    assert sends(m.on_signal(INT, T0 + 0.002)) == []
+    assert m.phase is Phase.DRAINING and m.drain_end == T0 + 5.0
+
+
+@pytest.mark.parametrize("delivered", [False, True], ids=["from-kill", "from-the-terminal"])
+def test_the_ctrl_c_hint_only_for_signals_from_a_terminal(delivered: bool) -> None:
+    """A repeated stop signal is logged with "(Ctrl+C twice force-kills)" only when it came from a terminal's
+    key (QUIT: Ctrl+\\), not from kill."""
+    m = _machine(terminal=True)
+    m.on_signal(QUIT, T0, delivered=delivered)
+    note = next(
+        n
+        for n in m.on_signal(QUIT, T0 + 1, delivered=delivered)
+        if isinstance(n, Note) and n.kind == "repeat_ignored"
+    )
+    assert ("Ctrl+C twice" in note.message) is delivered
+
+
+@pytest.mark.parametrize(
+    ("first", "stop_delay", "hint"),
+    [(INT, 0.0, "Ctrl+C again to force"), (INT, 5.0, "Ctrl+C again to end the drain"), (TERM, 0.0, "")],
+)
+def test_the_countdown_hint_says_what_a_ctrl_c_would_do(first: int, stop_delay: float, hint: str) -> None:
+    """After an INT a Ctrl+C would force (or end the drain); after a TERM it is only forwarded: no hint."""
+    m = _machine(stop_delay=stop_delay)
+    m.on_signal(first, T0)
+    assert m.ctrl_c_hint == hint
 
 
 def test_int_after_term_is_forwarded_not_an_escalation() -> None:
@@ -649,10 +720,10 @@ def test_every_signal_but_the_exceptions_is_forwarded_once(signals: list[int]) -
     sent: list[int] = []
     expected: list[int] = []
     first = None
-    for sig in signals:
+    for i, sig in enumerate(signals):
         if m.phase is not Phase.RUNNING and m.phase is not Phase.STOPPING:
             break
-        actions = m.on_signal(sig, T0)
+        actions = m.on_signal(sig, T0 + 0.1 * i)  # apart: two INTs at once are one Ctrl+C
         sent += [a.sig for a in sends(actions)]
         if sig in (TERM, INT, QUIT) and first is None:
             first = sig

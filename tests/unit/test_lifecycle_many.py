@@ -616,3 +616,23 @@ def test_started_on_a_oneshot_starts_the_dependent_while_it_runs() -> None:
     f = fleet(prog("setup", oneshot=True), prog("tail", "setup=started"))
     assert starts(f.begin(T0)) == ["setup"]
     assert starts(f.on_started("setup", 10, T0)) == ["tail"]
+
+
+def test_the_backoff_stays_at_its_maximum_after_a_thousand_restarts() -> None:
+    """After 1,100 failed runs in a row the delay is still backoff_max (2**1100 does not fit a float)."""
+    spec = prog(
+        "w", restart=RestartSpec(Restart.ON_FAILURE, max_restarts=2000, backoff=0.01, backoff_max=1.0)
+    )
+    f = fleet(spec)
+    f.begin(T0)
+    now = T0
+    for pid in range(10, 1110):
+        f.on_started("w", pid, now)
+        f.on_exit("w", ChildStatus(code=1), now)
+        due = f.next_deadline()
+        assert due is not None
+        now = due
+        f.on_deadline(now)
+    f.on_started("w", 2000, now)
+    f.on_exit("w", ChildStatus(code=1), now)
+    assert f.next_deadline() == now + 1.0

@@ -80,6 +80,35 @@ def test_force_killed_rows() -> None:
     assert rows["exit"] == "137"
 
 
+def test_the_drain_and_the_grace_are_reported_apart() -> None:
+    """A stop with a 2 s drain that took 5.008 s in all says "drain 2.000s, then ... took 3.008s of a 3s
+    grace", not 5.008s of it; JSON has both figures."""
+    outcome = CLEAN._replace(stop_seconds=5.008, drain_seconds=2.0, grace=3.0)
+    assert dict(report_rows(outcome))["stop"] == (
+        "drain 2.000s, then SIGTERM sent, took 3.008s of a 3s grace; exited within the grace"
+    )
+    record = _json_report(outcome)
+    assert (record["stop_seconds"], record["drain_seconds"]) == (5.008, 2.0)
+
+
+def test_an_exit_during_the_drain_is_said_so() -> None:
+    """A child that exits during the drain (no stop signal sent) is reported as that, with no grace used."""
+    outcome = CLEAN._replace(stop_seconds=0.4, drain_seconds=0.4, stop_signal_sent=None, grace=3.0)
+    assert (
+        dict(report_rows(outcome))["stop"]
+        == "the child exited during the drain, 0.400s after the stop request"
+    )
+
+
+def test_a_long_command_is_shortened_in_text_and_whole_in_json() -> None:
+    """A 1 MB command line is cut to about 200 characters in the text report, and whole in JSON."""
+    argv = (b"server", *[b"x" * 100_000 for _ in range(10)])
+    outcome = CLEAN._replace(program=ProgramSpec(argv=argv))
+    child = dict(report_rows(outcome))["child"]
+    assert len(child) < 300 and child.endswith("(11 arguments, 1000016 bytes)) exited with 0")
+    assert report_fields(outcome)["command"] == b" ".join(argv).decode()
+
+
 def test_clean_rows() -> None:
     """A clean stop's report says the child exited within the grace and gsup exits 0."""
     rows = report_rows(CLEAN)

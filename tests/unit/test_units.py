@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gsup.errors import UsageError
-from gsup.units import UNCATCHABLE, format_duration, parse_duration, parse_signal, signal_name
+from gsup.units import (
+    MAX_DURATION,
+    UNCATCHABLE,
+    format_duration,
+    parse_duration,
+    parse_signal,
+    parse_stop_signal,
+    quote,
+    signal_name,
+)
 
 # -- durations -------------------------------------------------------------------
 
@@ -55,7 +64,7 @@ def test_invalid_durations(text: str) -> None:
 
 def test_too_large_duration() -> None:
     """A duration too large for a float is refused, not turned into infinity."""
-    with pytest.raises(UsageError, match="too large"):
+    with pytest.raises(UsageError, match="at most 168h"):
         parse_duration("9" * 400)
 
 
@@ -84,8 +93,13 @@ def _durations(draw: st.DrawFn) -> tuple[str, Decimal]:
 
 @given(_durations())
 def test_generated_durations_parse_to_their_value(case: tuple[str, Decimal]) -> None:
-    """Every well-formed duration (numbers with distinct units, any order) parses to its value."""
+    """Every well-formed duration (numbers with distinct units, any order) parses to its value, or is
+    refused past 7 days."""
     text, expected = case
+    if expected > MAX_DURATION:
+        with pytest.raises(UsageError, match="at most 168h"):
+            parse_duration(text)
+        return
     assert parse_duration(text) == pytest.approx(float(expected), rel=1e-12, abs=1e-12)
 
 
@@ -112,7 +126,7 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-@given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+@given(st.floats(min_value=0, max_value=MAX_DURATION * 0.99, allow_nan=False))
 def test_formatted_durations_parse_back(seconds: float) -> None:
     """What format_duration shows parses back to the value, within its rounding."""
     again = parse_duration(format_duration(seconds))
@@ -174,3 +188,62 @@ def test_signal_name() -> None:
 def test_uncatchable_signals() -> None:
     """KILL and STOP, and only they, are marked as impossible to forward."""
     assert frozenset({signal.SIGKILL, signal.SIGSTOP}) == UNCATCHABLE
+
+
+# -- the edges: huge, exponents, the stop signal, how a value is shown -----------------
+
+
+@pytest.mark.parametrize("text", ["169h", "720h", "9999999999s", "9" * 30, "604801", "10081m"])
+def test_a_duration_over_seven_days_is_refused(text: str) -> None:
+    """A duration longer than 7 days is refused at parse time, naming the limit."""
+    with pytest.raises(UsageError, match=r"at most 168h"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["1e3", "1e-3s", "1E2", "-1s", "-0", "+5s", "0x10"])
+def test_exponents_signs_and_hex_are_not_durations(text: str) -> None:
+    """Exponents, signs and hex numbers are refused, not read as some number."""
+    with pytest.raises(UsageError, match=r"invalid duration"):
+        parse_duration(text)
+
+
+def test_seven_days_is_still_a_duration() -> None:
+    """Exactly 168h is accepted (the limit is inclusive)."""
+    assert parse_duration("168h") == MAX_DURATION
+
+
+@pytest.mark.parametrize(
+    "name", ["STOP", "TSTP", "TTIN", "TTOU", "CHLD", "CONT", "WINCH", "URG", "sigstop", "20"]
+)
+def test_signals_that_cannot_stop_a_process_are_no_stop_signal(name: str) -> None:
+    """A signal that suspends a process or is ignored by default is refused as a stop signal, with why."""
+    with pytest.raises(UsageError, match=r"cannot be a stop signal: it (suspends|is ignored)"):
+        parse_stop_signal(name)
+
+
+@pytest.mark.parametrize("name", ["TERM", "INT", "QUIT", "HUP", "USR1", "KILL", "ALRM"])
+def test_signals_that_end_a_process_are_stop_signals(name: str) -> None:
+    """TERM, INT, QUIT, HUP, USR1, KILL, ALRM can be stop signals."""
+    assert parse_stop_signal(name).name == "SIG" + name
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\udcff", r"'\xff'"),
+        ("a\udc80b", r"'a\x80b'"),
+        ("café", "'café'"),
+        ("a'b", r"'a\'b'"),
+        ("\n", r"'\n'"),
+    ],
+)
+def test_a_value_is_quoted_as_the_user_typed_it(text: str, shown: str) -> None:
+    """A byte that was not UTF-8 shows as \\xNN (not \\udcNN), text as itself, control characters escaped."""
+    assert quote(text) == shown
+
+
+def test_an_undecodable_duration_is_shown_as_its_bytes() -> None:
+    """The message for a duration of the byte 0xff shows '\\xff'."""
+    with pytest.raises(UsageError) as e:
+        parse_duration("\udcff")
+    assert r"'\xff'" in e.value.message and "udc" not in e.value.message
