@@ -23,6 +23,8 @@ from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError, exit_n
 
 USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
 MODES = ("check", "drill")
+#: What a shell's completion script sets to ask for completions (click's convention).
+COMPLETE_VAR = "_GSUP_COMPLETE"
 #: How long a just-started child may take to exit before gsup hands over to
 #: its lean supervising process: shorter than that handover itself (~15 ms).
 HANDOFF_AFTER = 0.01
@@ -65,7 +67,9 @@ _ClickException: type[Exception] = next(
 )
 
 app = typer.Typer(
-    add_completion=False,
+    # --install-completion and --show-completion: 0.2 ms more to build the
+    # command (1.57 -> 1.78 ms, median of 30 starts), nothing else on the start.
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]},
@@ -266,6 +270,10 @@ def main(argv: Optional[List[str]] = None, *, mask: Optional[Set[int]] = None) -
     """
     args = sys.argv[1:] if argv is None else list(argv)
     _reserve_stdio()
+    if COMPLETE_VAR in os.environ:  # a shell asking for completions (gsup --install-completion)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        typer.main.get_command(app).main(args, prog_name="gsup", complete_var=COMPLETE_VAR)
     mode = "run"
     if args and args[0] in MODES:
         mode, args = args[0], args[1:]
