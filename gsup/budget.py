@@ -293,11 +293,15 @@ class Budget(NamedTuple):
     stop_delay: float
     #: What the platform sends first (TERM, or INT on Nomad and Fly); None for ``none``.
     first_signal: Optional[signal.Signals]
+    #: The pre-stop commands' slot, before the drain (0: none).
+    pre_stop: float = 0.0
+    #: ``--stop-delay auto``: ``stop_delay`` is the longest the drain may take.
+    auto_delay: bool = False
 
     @property
     def kill_at(self) -> float:
         """When gsup sends SIGKILL, counted from the stop request."""
-        return self.stop_delay + self.grace
+        return self.pre_stop + self.stop_delay + self.grace
 
     @property
     def slack(self) -> Optional[float]:
@@ -331,6 +335,10 @@ def _check(name: str, value: Optional[float]) -> None:
         raise UsageError(f"invalid {name} {_fmt(value)}: must not be negative")
 
 
+#: The longest drain ``--stop-delay auto`` may take (it ends much sooner when polled).
+AUTO_DELAY_MAX = 10.0
+
+
 def resolve(
     platform: Platform,
     *,
@@ -338,6 +346,8 @@ def resolve(
     grace: Optional[float] = None,
     stop_delay: float = 0.0,
     timeout_origin: str = "--platform-timeout",
+    pre_stop: float = 0.0,
+    auto_delay: bool = False,
 ) -> Budget:
     """The shutdown budget for *platform* and the user's options, or a ``UsageError``.
 
@@ -350,9 +360,20 @@ def resolve(
     _check("platform timeout", platform_timeout)
     _check("grace", grace)
     _check("stop delay", stop_delay)
+    _check("pre-stop timeout", pre_stop)
     info = PLATFORMS[platform]
     deadline = float(platform_timeout) if platform_timeout is not None else info.deadline
     stop_delay = float(stop_delay)
+    pre_stop = float(pre_stop)
+    if auto_delay:
+        # The longest the drain may take: what the budget leaves, at most AUTO_DELAY_MAX
+        # (and a third of what the platform gives when the grace is not set).
+        if deadline is None:
+            stop_delay = AUTO_DELAY_MAX
+        else:
+            room = deadline - max(MIN_MARGIN, deadline / 10) - pre_stop
+            left = room - float(grace) if grace is not None else room / 3
+            stop_delay = max(0.0, math.floor(min(AUTO_DELAY_MAX, left) * 10) / 10)  # 7.3s, not 7.33s
     if deadline is None:
         return Budget(
             platform=platform,
@@ -361,6 +382,8 @@ def resolve(
             grace=DEFAULT_GRACE if grace is None else float(grace),
             stop_delay=stop_delay,
             first_signal=info.first_signal,
+            pre_stop=pre_stop,
+            auto_delay=auto_delay,
         )
     # 10 % as deadline / 10, not deadline * 0.1: 30 * 0.1 is 3.0000000000000004.
     margin = max(MIN_MARGIN, deadline / 10)
@@ -368,25 +391,29 @@ def resolve(
     where = f"{what} of {_fmt(deadline)}"
     if platform_timeout is not None:
         where += f" ({timeout_origin})"
+    pre = f"pre-stop {_exact(pre_stop)} + " if pre_stop else ""
     if grace is None:
-        grace = deadline - stop_delay - margin
+        grace = deadline - pre_stop - stop_delay - margin
         if grace <= 0:
+            pre_minus = f" - pre-stop {_fmt(pre_stop)}" if pre_stop else ""
             raise UsageError(
-                f"{where} leaves no grace: {_fmt(deadline)} - stop delay {_fmt(stop_delay)}"
+                f"{where} leaves no grace: {_fmt(deadline)}{pre_minus} - stop delay {_fmt(stop_delay)}"
                 f" - margin {_fmt(margin)} = {_fmt(grace)}; lower --stop-delay"
-                " or raise --platform-timeout"
+                + (" or --pre-stop-timeout" if pre_stop else "")
+                + " or raise --platform-timeout"
             )
         # Float rounding must not push the default past the deadline by an ulp.
-        while stop_delay + grace + margin > deadline:
+        while pre_stop + stop_delay + grace + margin > deadline:
             grace = math.nextafter(grace, -math.inf)
     else:
         grace = float(grace)
-        total = stop_delay + grace + margin
+        total = pre_stop + stop_delay + grace + margin
         if total > deadline + _SLACK:
             raise UsageError(
-                f"stop delay {_exact(stop_delay)} + grace {_exact(grace)} + margin {_exact(margin)}"
-                f" = {_exact(total)} exceeds {where}; lower --grace or --stop-delay,"
-                " or raise --platform-timeout"
+                f"{pre}stop delay {_exact(stop_delay)} + grace {_exact(grace)} + margin {_exact(margin)}"
+                f" = {_exact(total)} exceeds {where}; lower --grace or --stop-delay"
+                + (" or --pre-stop-timeout" if pre_stop else "")
+                + ", or raise --platform-timeout"
             )
     return Budget(
         platform=platform,
@@ -395,23 +422,41 @@ def resolve(
         grace=grace,
         stop_delay=stop_delay,
         first_signal=info.first_signal,
+        pre_stop=pre_stop,
+        auto_delay=auto_delay,
     )
 
 
-def timeline(budget: Budget) -> list[tuple[float, str]]:
-    """The shutdown as (seconds after the stop signal arrives, what happens), in order."""
+def timeline(budget: Budget, health: Optional[str] = None) -> list[tuple[float, str]]:
+    """The shutdown as (seconds after the stop signal arrives, what happens), in order.
+
+    *health*: where the health endpoint listens, if it does.
+    """
     p = budget.platform
     if budget.first_signal is not None:
         arrival = f"{p.value} sends {budget.first_signal.name}: stop requested"
     else:
         arrival = "stop requested (TERM, INT or QUIT reaches gsup)"
     events: list[tuple[float, str]] = [(0.0, arrival)]
+    if health:
+        events.append((0.0, f"/readyz on {health} answers 503 from now on (/livez stays 200)"))
+    if budget.pre_stop > 0:
+        events.append(
+            (0.0, f"pre-stop commands run, for at most {_fmt(budget.pre_stop)} (then SIGKILL for them)")
+        )
+    drain_at = budget.pre_stop
     if budget.stop_delay > 0:
-        events.append((0.0, f"drain starts: the child is not signalled for {_fmt(budget.stop_delay)}"))
+        if budget.auto_delay:
+            how = (
+                f"until /readyz has been polled and one poll interval more, at most {_fmt(budget.stop_delay)}"
+            )
+        else:
+            how = f"for {_fmt(budget.stop_delay)}"
+        events.append((drain_at, f"drain starts: the child is not signalled {how}"))
         sent = "drain ends: gsup sends the stop signal to the child"
     else:
         sent = "gsup sends the stop signal to the child"
-    events.append((budget.stop_delay, f"{sent}; the grace of {_fmt(budget.grace)} starts"))
+    events.append((drain_at + budget.stop_delay, f"{sent}; the grace of {_fmt(budget.grace)} starts"))
     events.append((budget.kill_at, "grace ends: gsup sends SIGKILL to every process left, reaps, reports"))
     slack = budget.slack
     if budget.deadline is not None and slack is not None:
@@ -428,19 +473,21 @@ def timeline(budget: Budget) -> list[tuple[float, str]]:
     return events
 
 
-def timeline_text(budget: Budget) -> str:
+def timeline_text(budget: Budget, health: Optional[str] = None) -> str:
     """The timeline as plain text lines (``gsup check`` when stdout is not a terminal)."""
+    pre = f"pre-stop {_fmt(budget.pre_stop)} + " if budget.pre_stop else ""
+    delay = ("at most " if budget.auto_delay else "") + _fmt(budget.stop_delay)
     if budget.deadline is None:
         head = (
-            f"shutdown budget ({budget.platform.value}): stop delay {_fmt(budget.stop_delay)}"
+            f"shutdown budget ({budget.platform.value}): {pre}stop delay {delay}"
             f" + grace {_fmt(budget.grace)}, no platform deadline"
         )
     else:
         head = (
-            f"shutdown budget ({budget.platform.value}): stop delay {_fmt(budget.stop_delay)}"
+            f"shutdown budget ({budget.platform.value}): {pre}stop delay {delay}"
             f" + grace {_fmt(budget.grace)} + margin {_fmt(budget.margin)}"
             f" <= deadline {_fmt(budget.deadline)}"
         )
-    rows = [(f"t={_fmt(t)}", text) for t, text in timeline(budget)]
+    rows = [(f"t={_fmt(t)}", text) for t, text in timeline(budget, health)]
     width = max(len(t) for t, _ in rows)
     return "\n".join([head, *(f"  {t:>{width}}  {text}" for t, text in rows)]) + "\n"

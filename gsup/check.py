@@ -29,6 +29,6 @@ def print_check(resolved: Resolved) -> int:
     w1 = max(len(r[1]) for r in rows)
     out += [f"  {o:<{w0}}  {v:<{w1}}  ({origin})" for o, v, origin in rows]
     out += ["", *program_lines(resolved), "", "shutdown timeline:"]
-    out += ["  " + line for line in budget.timeline_text(resolved.budget).splitlines()]
+    out += ["  " + line for line in budget.timeline_text(resolved.budget, resolved.plan.health).splitlines()]
     print("\n".join(out))
     return 0

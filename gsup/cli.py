@@ -112,7 +112,8 @@ def run(
         Optional[str],
         typer.Option(
             envvar=env_name("stop_delay"),
-            help="Wait this long after the stop request before signalling.",
+            help="Wait this long after the stop request before signalling (load-balancer drain); "
+            "auto: until the health endpoint has been polled, and one poll interval more.",
         ),
     ] = None,
     stop_signal: Annotated[
@@ -178,7 +179,34 @@ def run(
     ] = None,
     ready: Annotated[
         Optional[str],
-        typer.Option(help="drill: wait for tcp=HOST:PORT, http=URL or file=PATH first."),
+        typer.Option(
+            envvar=env_name("ready"),
+            help="When the command is ready (for /readyz): tcp=HOST:PORT, http=URL, file=PATH or "
+            "log=REGEX (a line of its output; its stdout and stderr then pass through gsup). "
+            "drill: wait for it before the stop.",
+        ),
+    ] = None,
+    health: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar=env_name("health"),
+            help="Serve GET /livez and /readyz (503 from the stop request on) on HOST:PORT, :PORT "
+            "or unix:PATH.",
+        ),
+    ] = None,
+    pre_stop: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar=env_name("pre_stop"),
+            help="Run this command at the stop request, before the drain and any stop signal.",
+        ),
+    ] = None,
+    pre_stop_timeout: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar=env_name("pre_stop_timeout"),
+            help="The longest the pre-stop commands may run (default 5s); then they are killed.",
+        ),
     ] = None,
     probe: Annotated[
         Optional[str],
@@ -196,7 +224,7 @@ def run(
         if kind in ("COMMANDLINE", "ENVIRONMENT"):
             given[name] = Setting(ctx.params[name], Source.FLAG if kind == "COMMANDLINE" else Source.ENV)
     if mode != "drill":
-        for name, v in (("--after", after), ("--ready", ready), ("--probe", probe)):
+        for name, v in (("--after", after), ("--probe", probe)):
             if v is not None:
                 raise UsageError(f"{name} is an option of gsup drill")
     argv = tuple(os.fsencode(a) for a in command or ())

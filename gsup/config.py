@@ -63,6 +63,10 @@ OPTIONS: dict[str, object] = {
     "quiet": False,
     "verbose": False,
     "timestamps": False,
+    "health": None,
+    "ready": None,
+    "pre_stop": None,
+    "pre_stop_timeout": "5s",
 }
 
 
@@ -235,13 +239,28 @@ def resolve(
     else:
         platform = value("platform", budget.parse_platform)
     grace = value("grace", duration, kinds=(str, int, float))
-    stop_delay = value("stop_delay", duration, kinds=(str, int, float))
+    auto_delay = str(settings["stop_delay"].value).strip().lower() == "auto"
+    stop_delay = None if auto_delay else value("stop_delay", duration, kinds=(str, int, float))
+    health = value("health", _health)
+    if auto_delay and health is None:
+        raise UsageError(
+            f"{_where('stop_delay', settings['stop_delay'], config_path)} auto: needs --health "
+            "(the drain ends when the health endpoint has been polled)"
+        )
+    pre_stop = value("pre_stop", _command, kinds=(str, list))
+    tables = data.get("programs") if config_path else None
+    any_pre_stop = bool(pre_stop) or (
+        isinstance(tables, dict) and any(isinstance(t, dict) and "pre_stop" in t for t in tables.values())
+    )
+    pre_stop_slot = value("pre_stop_timeout", duration, kinds=(str, int, float)) if any_pre_stop else 0.0
     the_budget = budget.resolve(
         platform,
         platform_timeout=value("platform_timeout", duration, kinds=(str, int, float)),
         grace=grace,
         stop_delay=stop_delay or 0.0,
         timeout_origin=_where("platform_timeout", settings["platform_timeout"], config_path),
+        pre_stop=pre_stop_slot or 0.0,
+        auto_delay=auto_delay,
     )
     if grace is None:
         settings["grace"] = Setting(
@@ -260,10 +279,16 @@ def resolve(
         success_codes=frozenset(items("success_code", _exit_code)),
         timestamps=value("timestamps", bool, kinds=(bool,)),
     )
+    ready = value("ready", _single_ready)
     if config_path and "programs" in data:
         if command:
             raise UsageError(
                 f"{config_path} has [programs]: give either a command after -- or programs, not both"
+            )
+        if ready is not None:
+            raise UsageError(
+                f"{_where('ready', settings['ready'], config_path)}: the programs of {config_path} "
+                "say when they are ready in their own ready tables"
             )
         single = False
         programs = programs_from(config_path, data, the_budget.grace, defaults)
@@ -276,7 +301,7 @@ def resolve(
             raise UsageError(
                 f"{where}: only for the programs of a config file (a single command's output is its own)"
             )
-        programs = (defaults._replace(prefix=None),)  # a single command: its stdio is gsup's
+        programs = (defaults._replace(prefix=None, ready=ready),)  # a single command: its stdio is gsup's
     plan = Plan(
         programs=programs,
         single=single,
@@ -289,6 +314,10 @@ def resolve(
         success_on_stop=value("success_on_stop", bool, kinds=(bool,)),
         parent_death_signal=value("parent_death_signal", _signal, kinds=(str, int)),
         json_lines=log_format == "json" and not single,
+        health=health,
+        stop_delay_auto=auto_delay,
+        pre_stop=pre_stop or (),
+        pre_stop_slot=the_budget.pre_stop,
     )
     quiet, verbose = value("quiet", bool, kinds=(bool,)), value("verbose", bool, kinds=(bool,))
     if quiet and verbose:
@@ -335,6 +364,38 @@ def _log_format(v: str) -> str:
     if v not in ("text", "json"):
         raise UsageError(f"{quote(v)} is not one of text, json")
     return v
+
+
+def _health(v: str) -> str:
+    from gsup.health import Address  # only when given: it imports socket
+
+    return str(Address.parse(v))
+
+
+def _command(v: object) -> tuple[bytes, ...]:
+    """A command given as one string (split like a shell would) or as a list of strings."""
+    if isinstance(v, str):
+        try:
+            parts = shlex.split(v)
+        except ValueError as e:
+            raise UsageError(f"cannot split {v!r}: {e}") from None
+    elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+        parts = list(v)
+    else:
+        raise UsageError(f"expected a command, got {_shown(v)}")
+    if not parts or not parts[0]:
+        raise UsageError("empty command")
+    if any("\0" in p for p in parts):
+        raise UsageError("an argument holds a NUL character, which no command line can carry")
+    return tuple(os.fsencode(p) for p in parts)
+
+
+def _single_ready(v: str) -> ReadySpec:
+    """``--ready``: a single command is probed until it is ready, and never fails for it."""
+    from gsup.readiness import Probe
+
+    probe = Probe.parse(v, log=True)
+    return ReadySpec(probe.kind, probe.target, (), timeout=None, interval=0.25)
 
 
 def _rewrite(text: object) -> tuple[signal.Signals, signal.Signals]:
@@ -418,8 +479,9 @@ _PROGRAM_KEYS = {
     "min_uptime",
     "required",
     "liveness",
+    "pre_stop",
 }
-_READY_KEYS = {"tcp", "http", "file", "command", "timeout", "interval"}
+_READY_KEYS = {"tcp", "http", "file", "command", "log", "timeout", "interval"}
 _LIVENESS_KEYS = {"tcp", "http", "command", "timeout", "interval", "failures"}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -518,7 +580,7 @@ def _target(t: _Table, kinds: tuple[str, ...]) -> tuple[str, str, tuple[bytes, .
 
     target = t.get(kind, (str,), "a string", None)
     try:
-        probe = Probe.parse(f"{kind}={target}")
+        probe = Probe.parse(f"{kind}={target}", log=True)
     except UsageError as e:
         raise t.fail(kind, e.message.split(": ", 1)[-1]) from None
     return probe.kind, probe.target, ()
@@ -537,7 +599,7 @@ def _interval(t: _Table, default: float) -> float:
 
 
 def _ready(path: str, name: str, raw: Any) -> ReadySpec:
-    kinds = ("tcp", "http", "file", "command")
+    kinds = ("tcp", "http", "file", "command", "log")
     t = _check(path, name, "ready", raw, kinds, _READY_KEYS)
     timeout = t.duration("timeout", 30.0)
     assert timeout is not None  # a default is given
@@ -655,6 +717,7 @@ def programs_from(
                 min_uptime=t.duration("min_uptime", 10.0) or 0.0,
             ),
             required=t.get("required", (bool,), "true or false", True),
+            pre_stop=_argv(t, "pre_stop", shell=False) if "pre_stop" in raw else (),
             prefix=prefix,
             timestamps=t.get("timestamps", (bool,), "true or false", defaults.timestamps),
         )

@@ -65,12 +65,17 @@ def handoff(h: Handoff) -> None:
     script = os.path.abspath(__file__)
     # The test hook's interpreter option goes along (signals.open_inbox); nothing else does.
     hook = [f"-X{k}={v}" for k, v in sys._xoptions.items() if k == signals.TEST_FAULT]
+    kept = h.prepared.descriptors()  # the health endpoint, a log-ready child's pipes
+    for d in kept:
+        os.set_inheritable(d, True)  # across this exec only: the loop clears it again
     try:
         os.execve(
             sys.executable, [sys.executable, "-S", *hook, script, str(fd)], spawn.inherited_environment()
         )
     except OSError:
         os.close(fd)
+        for d in kept:
+            os.set_inheritable(d, False)
 
 
 def main(fd: int) -> int:

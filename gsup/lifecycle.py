@@ -76,6 +76,7 @@ class Phase(enum.Enum):
     """Where the whole supervision is."""
 
     RUNNING = "running"  # no stop under way
+    PRE_STOP = "pre-stop"  # stop requested, the --pre-stop commands run
     DRAINING = "draining"  # stop requested, waiting --stop-delay before signalling
     STOPPING = "stopping"  # stop signals going out in order, the grace clock running
     LINGERING = "lingering"  # no program runs any more; leftovers do
@@ -151,11 +152,23 @@ class Note(NamedTuple):
     fields: Mapping[str, object] = MappingProxyType({})
 
 
+class PreStop(NamedTuple):
+    """Run a pre-stop command: the plan's (*key* "") or program *key*'s."""
+
+    key: str
+
+
+class KillPreStops(NamedTuple):
+    """SIGKILL every pre-stop command still running: its slot is over."""
+
+
 class SuspendSelf(NamedTuple):
     """Stop gsup itself (Ctrl+Z at a terminal suspends the whole job)."""
 
 
-Action = Union[Start, Probe, Send, SendLeftovers, Kill, KillLeftovers, Note, SuspendSelf]
+Action = Union[
+    Start, Probe, Send, SendLeftovers, Kill, KillLeftovers, Note, PreStop, KillPreStops, SuspendSelf
+]
 
 
 def received_note(sig: int, sender: int, **fields: object) -> Note:
@@ -275,6 +288,16 @@ class Lifecycle:
         self.leftovers_killed = False
         self.first_failure: Optional[tuple[str, int]] = None
         self.attempts = 0  # readiness attempts asked for, to number them
+        #: The pre-stop commands of this stop, by key ("" the plan's, else a program's
+        #: name), and how each ended (None: still running, or killed at the slot's end).
+        self.pre_stops: dict[str, Optional[ChildStatus]] = {}
+        self.pre_stop_end: Optional[float] = None
+        self.pre_stop_killed = False
+        #: When the health endpoint's /readyz was asked (the last few), for --stop-delay auto.
+        self.polls: list[float] = []
+        self._paced = False  # the full budget's SIGKILL time holds, not "grace from now"
+        #: When the stop signals began (the pre-stop and the drain were over).
+        self.grace_started_at: Optional[float] = None
 
     # -- queries -------------------------------------------------------------
 
@@ -303,7 +326,7 @@ class Lifecycle:
             return "Ctrl+C to force"
         if self._first_stop_signal != signal.SIGINT:
             return ""  # an INT after a TERM is forwarded, not an escalation
-        if self.phase is Phase.DRAINING:
+        if self.phase in (Phase.DRAINING, Phase.PRE_STOP):
             return "Ctrl+C again to end the drain"
         return "Ctrl+C again to force" if self.phase is Phase.STOPPING else ""
 
@@ -353,6 +376,8 @@ class Lifecycle:
         due += self.lingering.values()
         if self.phase is Phase.DRAINING and self.drain_end is not None:
             due.append(self.drain_end)
+        if self.phase is Phase.PRE_STOP and self.pre_stop_end is not None:
+            due.append(self.pre_stop_end)
         if self.phase is Phase.STOPPING and self.kill_all_at is not None:
             due.append(self.kill_all_at)
         if self.phase is Phase.LINGERING and self.linger_until is not None:
@@ -381,8 +406,8 @@ class Lifecycle:
         actions: list[Action] = [note]
         if p.spec.ready is not None and not p.spec.oneshot:
             p.state = State.STARTING
-            p.ready_by = now + p.spec.ready.timeout
-            p.next_probe = now
+            p.ready_by = None if p.spec.ready.timeout is None else now + p.spec.ready.timeout
+            p.next_probe = None if p.spec.ready.kind == "log" else now  # a log line comes by itself
             return actions + self._start_ready_ones(now)  # what waits for it to be started
         p.state = State.READY
         if not p.spec.oneshot:
@@ -423,6 +448,17 @@ class Lifecycle:
             return actions + self._start_ready_ones(now)
         p.next_probe = now + p.spec.ready.interval
         return []
+
+    def on_log_match(self, name: str, now: float) -> list[Action]:
+        """A line of program *name* matched its ``ready = { log = ... }``."""
+        p = self.programs[name]
+        if p.state is not State.STARTING or p.spec.ready is None or p.spec.ready.kind != "log":
+            return []
+        p.state, p.ready_by = State.READY, None
+        self._watch(p, now)
+        took = now - (p.started_at or now)
+        note = Note("ready", f"{name}: ready after {took:.3f}s", {"program": name, "seconds": round(took, 6)})
+        return [note, *self._start_ready_ones(now)]
 
     def _watch(self, p: Program, now: float) -> None:
         """A program just became ready: its liveness checks begin, one interval on."""
@@ -542,11 +578,12 @@ class Lifecycle:
                             {"signal": signal_name(sig), "same_keypress": True},
                         ),
                     ]
-                if self.phase is Phase.DRAINING:
+                if self.phase in (Phase.DRAINING, Phase.PRE_STOP):
                     return [
                         *actions,
                         Note("drain_skipped", "second SIGINT: ending the drain now"),
-                        *self._end_drain(now),
+                        *self._end_pre_stop(now),
+                        *self._end_drain(now, skipped=True),
                     ]
                 return actions + self._kill_all(now, "second SIGINT")
         if not delivered:
@@ -567,6 +604,18 @@ class Lifecycle:
         if self.phase is Phase.LINGERING and self.linger_until is not None and now >= self.linger_until:
             return self._kill_all(now, "grace ran out")
         actions: list[Action] = []
+        if self.phase is Phase.PRE_STOP and self.pre_stop_end is not None and now >= self.pre_stop_end:
+            running = [k or "the pre-stop command" for k, st in self.pre_stops.items() if st is None]
+            actions += [
+                Note(
+                    "pre_stop_killed",
+                    f"{', '.join(running)}: still running at the end of its "
+                    f"{format_duration(self.plan.pre_stop_slot)} slot: SIGKILL; the stop goes on",
+                    {"programs": running},
+                ),
+                *self._end_pre_stop(now),
+                *self._begin_drain(now),
+            ]
         if self.phase is Phase.DRAINING and self.drain_end is not None and now >= self.drain_end:
             actions += self._end_drain(now)
         for of, until in list(self.lingering.items()):
@@ -591,7 +640,8 @@ class Lifecycle:
                 if p.ready_by is not None and now >= p.ready_by:
                     r = p.spec.ready
                     saw = f"; the last attempt saw: {p.last_probe}" if p.last_probe else ""
-                    msg = f"{p.name} not ready within {format_duration(r.timeout)} ({r.kind}={r.target}{saw})"
+                    within = format_duration(r.timeout or 0.0)  # ready_by is set only with a timeout
+                    msg = f"{p.name} not ready within {within} ({r.kind}={r.target}{saw})"
                     p.next_probe = p.probing = p.ready_by = None
                     if p.spec.required:
                         actions += self._fail(p.name, rules.EXIT_NOT_READY, msg, now)
@@ -843,23 +893,147 @@ class Lifecycle:
                 if p.running:
                     p.signalled_at, p.stop_sig, p.group_signalled = now, sig, True
                     p.kill_at = self._kill_at_for(p, now + self.plan.grace, now)
-            return actions + self._start_grace(now)
-        if self.plan.stop_delay > 0:
-            self.phase = Phase.DRAINING
-            self.drain_end = now + self.plan.stop_delay
-            if self.plan.single:
-                then = f"sending {signal_name(self._stop_signal_for(self.programs[self.plan.program.name]))}"
-            else:
-                then = "signalling the programs"
+            return actions + self._start_grace(now, skipped=True)
+        self._paced = True
+        keys = ([""] if self.plan.pre_stop else []) + [
+            p.name for p in self.programs.values() if p.spec.pre_stop and p.running
+        ]
+        if keys:
+            self.phase = Phase.PRE_STOP
+            self.pre_stop_end = now + self.plan.pre_stop_slot
+            self.pre_stops = dict.fromkeys(keys)
             return [
                 *actions,
+                *(PreStop(k) for k in keys),
                 Note(
-                    "drain_started",
-                    f"stop requested: draining for {format_duration(self.plan.stop_delay)} before {then}",
-                    {"stop_delay": self.plan.stop_delay},
+                    "pre_stop_started",
+                    f"stop requested: running the pre-stop command{'s' if len(keys) > 1 else ''} "
+                    f"(at most {format_duration(self.plan.pre_stop_slot)}) before any stop signal",
+                    {"programs": keys, "slot": self.plan.pre_stop_slot},
                 ),
             ]
-        return actions + self._end_drain(now)
+        return actions + self._begin_drain(now)
+
+    def _begin_drain(self, now: float) -> list[Action]:
+        """After the pre-stop commands (or at once): the drain, or the stop signals if there is none."""
+        if self.plan.stop_delay <= 0:
+            return self._end_drain(now)
+        self.phase = Phase.DRAINING
+        self.drain_end = now + self.plan.stop_delay
+        if self.plan.single:
+            then = f"sending {signal_name(self._stop_signal_for(self.programs[self.plan.program.name]))}"
+        else:
+            then = "signalling the programs"
+        if self.plan.stop_delay_auto:
+            how = (
+                f"until the health endpoint was polled and one poll interval more "
+                f"(at most {format_duration(self.plan.stop_delay)})"
+            )
+            self._check_polls(now)
+        else:
+            how = f"for {format_duration(self.plan.stop_delay)}"
+        return [
+            Note(
+                "drain_started",
+                f"stop requested: draining {how} before {then}",
+                {"stop_delay": self.plan.stop_delay, "auto": self.plan.stop_delay_auto},
+            ),
+        ]
+
+    def _end_pre_stop(self, now: float) -> list[Action]:
+        """The pre-stop slot is over (or skipped): what still runs of it is killed."""
+        self.pre_stop_end = None
+        if any(st is None for st in self.pre_stops.values()):
+            self.pre_stop_killed = True
+            return [KillPreStops()]
+        return []
+
+    def on_pre_stop_exit(self, key: str, status: ChildStatus, now: float) -> list[Action]:
+        """A pre-stop command ended; when the last one has, the drain begins."""
+        if key not in self.pre_stops:
+            return []
+        self.pre_stops[key] = status
+        who = key or "the pre-stop command"
+        actions: list[Action] = [
+            Note(
+                "pre_stop_exited",
+                f"{who}: {status.describe()}",
+                {"program": key, "status": status.describe()},
+            )
+        ]
+        if self.phase is Phase.PRE_STOP and all(st is not None for st in self.pre_stops.values()):
+            self.pre_stop_end = None
+            actions += self._begin_drain(now)
+        return actions
+
+    # -- the health endpoint ---------------------------------------------------------
+
+    def ready(self) -> bool:
+        """What /readyz says: every required long-running program ready, no stop asked for."""
+        if self.stopping or self.phase is not Phase.RUNNING:
+            return False
+        for p in self.programs.values():
+            if not p.spec.required:
+                continue
+            if p.spec.oneshot:
+                if p.state is not State.DONE:
+                    return False  # still to run, or running: not serving yet
+            elif p.state is not State.READY:
+                return False
+        return True
+
+    def health(self, now: float) -> tuple[bool, dict[str, object]]:
+        """/readyz's answer and the body of both: each program's state, the time left."""
+        programs = []
+        for p in self.programs.values():
+            state = {
+                State.WAITING: "waiting",
+                State.STARTING: "starting",
+                State.READY: "ready",
+                State.BACKOFF: "restarting",
+                State.DONE: "exited",
+                State.SKIPPED: "never started",
+            }[p.state]
+            if p.running and p.signalled_at is not None:
+                state = "stopping"
+            entry: dict[str, object] = {"name": p.name, "state": state, "pid": p.pid}
+            if p.status is not None:
+                entry["status"] = p.status.describe()
+            programs.append(entry)
+        left = None if self.kill_all_at is None else round(max(0.0, self.kill_all_at - now), 3)
+        body: dict[str, object] = {
+            "phase": self.phase.value,
+            "stopping": self.stopping,
+            "programs": programs,
+            "grace": self.plan.grace,
+            "sigkill_in": left,
+        }
+        return self.ready(), body
+
+    def on_polled(self, now: float) -> list[Action]:
+        """The health endpoint answered /readyz (``--stop-delay auto`` watches these)."""
+        self.polls.append(now)
+        del self.polls[:-16]
+        if self.phase is Phase.DRAINING and self.plan.stop_delay_auto:
+            return self._check_polls(now)
+        return []
+
+    def _check_polls(self, now: float) -> list[Action]:
+        """--stop-delay auto: end the drain one poll interval after the first poll that saw 503."""
+        assert self.stopping_since is not None  # a drain is part of a stop
+        since = self.stopping_since
+        after = [t for t in self.polls if t >= since]
+        before = [t for t in self.polls if t < since]
+        if not after or self.drain_end is None:
+            return []  # not polled since it turned 503: the drain waits (at most its longest)
+        if before:
+            interval = after[0] - before[-1]
+            self.drain_end = min(self.drain_end, after[0] + interval)
+        elif len(after) >= 2:  # no earlier poll to tell the interval: the second one marks it
+            self.drain_end = min(self.drain_end, after[1])
+        if now >= self.drain_end:
+            return self._end_drain(now)
+        return []
 
     def _stop(self, now: float, reason: str) -> list[Action]:
         """Stop every program for *reason* (a failure, an exit): no drain."""
@@ -889,18 +1063,30 @@ class Lifecycle:
             )
         ]
 
-    def _end_drain(self, now: float) -> list[Action]:
+    def _end_drain(self, now: float, *, skipped: bool = False) -> list[Action]:
         actions: list[Action] = []
         if self.phase is Phase.DRAINING:
             actions.append(Note("drain_ended", "drain ended"))
         self.drain_end = None
         self.phase = Phase.STOPPING
-        self.kill_all_at = now + self.plan.grace
-        return actions + self._advance_stop(now) + self._start_grace(now)
+        self.grace_started_at = now
+        self.kill_all_at = self._grace_end(now, skipped=skipped)
+        return actions + self._advance_stop(now) + self._start_grace(now, skipped=skipped)
 
-    def _start_grace(self, now: float) -> list[Action]:
+    def _grace_end(self, now: float, *, skipped: bool = False) -> float:
+        """When gsup's SIGKILL is due. After a requested stop, where the budget put it: a
+        pre-stop or a drain that ended early leaves its time to the programs; else (a
+        failure, a Ctrl+C that skipped the drain) the grace from now."""
+        if self._paced and not skipped and self.stopping_since is not None:
+            slot = self.plan.pre_stop_slot if self.pre_stops else 0.0
+            return max(now, self.stopping_since + slot + self.plan.stop_delay) + self.plan.grace
+        return now + self.plan.grace
+
+    def _start_grace(self, now: float, *, skipped: bool = False) -> list[Action]:
         self.phase = Phase.STOPPING
-        self.kill_all_at = now + self.plan.grace
+        if self.grace_started_at is None:
+            self.grace_started_at = now
+        self.kill_all_at = self._grace_end(now, skipped=skipped)
         if not any(p.running for p in self.programs.values()):
             return []
         what = "the child" if self.plan.single else "every program"

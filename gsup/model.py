@@ -69,10 +69,10 @@ class Dependency(NamedTuple):
 class ReadySpec(NamedTuple):
     """How to tell that a program is ready: one probe kind and its timing."""
 
-    kind: str  # tcp | http | file | command
-    target: str  # HOST:PORT, URL or PATH; for command, the display form
+    kind: str  # tcp | http | file | command | log
+    target: str  # HOST:PORT, URL, PATH or a regex; for command, the display form
     argv: Tuple[bytes, ...] = ()  # for command
-    timeout: float = 30.0
+    timeout: Optional[float] = 30.0  # None: probed until ready, never a failure (a single command)
     interval: float = 0.25
 
 
@@ -129,6 +129,8 @@ class ProgramSpec(NamedTuple):
     #: come whole, through a pipe); None: its stdio is gsup's (a single command).
     prefix: Optional[str] = ""
     timestamps: bool = False
+    #: Run at the stop request, before any stop signal (``pre_stop = [...]``).
+    pre_stop: Tuple[bytes, ...] = ()
 
     @property
     def display(self) -> str:
@@ -169,6 +171,15 @@ class Plan(NamedTuple):
     parent_death_signal: Optional[signal.Signals] = None
     #: The programs' output lines as JSON objects (with ``--log-format json``).
     json_lines: bool = False
+    #: Where the health endpoint listens (``--health``), None: no endpoint.
+    health: Optional[str] = None
+    #: ``--stop-delay auto``: the drain ends once the health endpoint was polled
+    #: after it turned 503, plus one poll interval; ``stop_delay`` is its longest.
+    stop_delay_auto: bool = False
+    #: ``--pre-stop``: run at the stop request, before the drain and any stop signal.
+    pre_stop: Tuple[bytes, ...] = ()
+    #: How long the pre-stop commands may run (their slot in the budget).
+    pre_stop_slot: float = 0.0
     #: How long gsup waits for processes to vanish after its SIGKILL before it
     #: gives up on them (a process in uninterruptible sleep cannot die at once).
     kill_wait: float = 2.0
@@ -269,6 +280,8 @@ class Outcome(NamedTuple):
     reason: Optional[str] = None
     #: Of ``stop_seconds``, the drain (``--stop-delay``) before the stop signal went out.
     drain_seconds: Optional[float] = None
+    #: The pre-stop commands that ran: (whose, "" for the plan's; how each ended).
+    pre_stops: Tuple[Tuple[str, str], ...] = ()
 
 
 class TextStream(Protocol):

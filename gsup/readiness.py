@@ -46,10 +46,23 @@ class Probe(NamedTuple):
     target: str
 
     @classmethod
-    def parse(cls, text: str) -> Probe:
+    def parse(cls, text: str, *, log: bool = False) -> Probe:
+        """``KIND=TARGET``; with *log*, also ``log=REGEX`` (a line of the program's own output:
+        the loop matches it, no attempt is made)."""
         kind, sep, target = text.partition("=")
+        if log and kind == "log" and sep:
+            import re
+
+            try:
+                re.compile(target)
+            except re.error as e:
+                raise UsageError(f"--ready: {quote(target)} is not a regular expression: {e}") from None
+            if not target:
+                raise UsageError("--ready: log= needs a regular expression")
+            return cls(kind, target)
         if not sep or kind not in KINDS or not target:
-            raise UsageError(f"--ready: {quote(text)} is not tcp=HOST:PORT, http=URL or file=PATH")
+            also = ", log=REGEX" if log else ""
+            raise UsageError(f"--ready: {quote(text)} is not tcp=HOST:PORT, http=URL, file=PATH{also}")
         if kind == "tcp":
             host, _, port = target.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:

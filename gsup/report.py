@@ -40,6 +40,7 @@ def report_fields(o: Outcome) -> dict[str, object]:
         "stop_signal_sent": signal_name(o.stop_signal_sent) if o.stop_signal_sent else None,
         "stop_seconds": None if o.stop_seconds is None else round(o.stop_seconds, 6),
         "drain_seconds": None if o.drain_seconds is None else round(o.drain_seconds, 6),
+        "pre_stops": [{"program": who or None, "ended": how} for who, how in o.pre_stops],
         "ran_seconds": round(o.ran_seconds, 6),
         "grace": o.grace,
         "force_killed": o.force_killed,
@@ -92,7 +93,8 @@ def report_rows(o: Outcome) -> list[tuple[str, str]]:
         # The drain and the grace apart: the grace starts when the drain ends.
         drain = o.drain_seconds or 0.0
         took = f"took {o.stop_seconds - drain:.3f}s of a {format_duration(o.grace)} grace"
-        then = f"drain {drain:.3f}s, then " if drain > 0 else ""
+        waited = "pre-stop and drain" if o.pre_stops else "drain"
+        then = f"{waited} {drain:.3f}s, then " if drain > 0 else ""
         if drain > 0 and drain >= o.stop_seconds and not o.force_killed:
             what = "the child" if not o.programs else "every program"
             rows.append(
@@ -107,6 +109,8 @@ def report_rows(o: Outcome) -> list[tuple[str, str]]:
             else:
                 verdict = "exited within the grace"
             rows.append(("stop", f"{then}{sent}{took}; {verdict}"))
+    for who, how in o.pre_stops:
+        rows.append((f"{who}:pre-stop" if who else "pre-stop", how))
     left = []
     if o.leftovers_signalled:
         left.append(f"{o.leftovers_signalled} signalled")
@@ -142,7 +146,7 @@ def _program_text(p: ProgramOutcome) -> str:
 
 # -- gsup check ----------------------------------------------------------------------
 
-_DURATIONS = ("grace", "stop_delay", "platform_timeout")
+_DURATIONS = ("grace", "stop_delay", "platform_timeout", "pre_stop_timeout")
 _SIGNALS = ("stop_signal", "parent_death_signal", "rewrite")
 
 
@@ -170,7 +174,9 @@ def settings_rows(resolved: Resolved) -> list[tuple[str, str, str]]:
     rows = []
     for name, s in resolved.settings.items():
         value = s.value
-        if name in _DURATIONS and isinstance(value, (str, int)) and not isinstance(value, bool):
+        if name == "stop_delay" and resolved.budget.auto_delay:
+            value = f"auto (at most {format_duration(resolved.budget.stop_delay)})"
+        elif name in _DURATIONS and isinstance(value, (str, int)) and not isinstance(value, bool):
             value = parse_duration(str(value))  # shown like the computed ones
         elif name in _SIGNALS and value is not None:
             value = _signals_shown(name, value)  # resolved: SIGTERM, not the raw "Term"
@@ -242,7 +248,8 @@ def program_lines(resolved: Resolved) -> list[str]:
             extra.append("oneshot: must exit 0")
         if p.ready:
             extra.append(
-                f"ready when {p.ready.kind}={p.ready.target} (within {format_duration(p.ready.timeout)})"
+                f"ready when {p.ready.kind}={p.ready.target}"
+                + ("" if p.ready.timeout is None else f" (within {format_duration(p.ready.timeout)})")
             )
         if p.restart.policy.value != "never":
             extra.append(

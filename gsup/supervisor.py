@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import select
 import signal
 import sys
@@ -38,20 +39,23 @@ from gsup.lifecycle import (
     Action,
     Kill,
     KillLeftovers,
+    KillPreStops,
     Lifecycle,
     Note,
     Phase,
+    PreStop,
     Probe,
     Send,
     SendLeftovers,
     Start,
     SuspendSelf,
 )
-from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, Sink, StopCause
+from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, ProgramSpec, Sink, StopCause
 from gsup.output import HIGH_WATER, LOW_WATER, JsonLines, Line, LineBuffer, Prefixer, QueuedText, Writer
 from gsup.signals import SignalInbox, block_signals, open_inbox
 
 if TYPE_CHECKING:
+    from gsup.health import Endpoint
     from gsup.readiness import Attempt
 
 Clock = Callable[[], float]
@@ -88,6 +92,14 @@ class Prepared(NamedTuple):
     credentials: Mapping[str, spawn.Credentials]
     terminal: bool
     started: Optional[Started]
+    #: The health endpoint's listening socket, bound before anything started.
+    health_fd: Optional[int] = None
+    #: A single command with ``--ready log=``: the read ends of its stdout and stderr.
+    pipes: tuple[int, ...] = ()
+
+    def descriptors(self) -> tuple[int, ...]:
+        """What must survive the exec into the lean process."""
+        return (*((self.health_fd,) if self.health_fd is not None else ()), *self.pipes)
 
 
 def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
@@ -120,14 +132,28 @@ def prepare(plan: Plan, clock: Clock = time.monotonic) -> Prepared:
             )
             if resolved is not None:
                 credentials[p.name] = resolved
+    health_fd = None
+    if plan.health is not None:  # bound now: an address in use is an error before anything runs
+        from gsup import health
+
+        health_fd = health.listen(health.Address.parse(plan.health)).detach()
     block_signals()
     reaper.become_subreaper()
     terminal = foreground_terminal()
     if not plan.single:
-        return Prepared(credentials, terminal, None)
+        return Prepared(credentials, terminal, None, health_fd)
     spec = plan.program
     env = spawn.inherited_environment()
     env.update(spec.env or {})
+    # --ready log=: the one case where a single command's output passes through
+    # gsup (byte for byte), so that its lines can be read.
+    pipes: tuple[int, ...] = ()
+    stdio = None
+    ends: list[int] = []
+    if spec.ready is not None and spec.ready.kind == "log":
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pipes, ends, stdio = (out_r, err_r), [out_w, err_w], (0, out_w, err_w)
     at = clock()
     try:
         pid = spawn.spawn(
@@ -136,12 +162,16 @@ def prepare(plan: Plan, clock: Clock = time.monotonic) -> Prepared:
             env=env,
             credentials=credentials.get(spec.name),
             parent_death_signal=plan.parent_death_signal,
+            stdio=stdio,
         )
     except GsupError as e:
         if e.pid is not None:
             reaper.collect(e.pid)  # the failed child exits right after reporting
         raise
-    return Prepared(credentials, terminal, Started(spec.name, pid, at))
+    finally:
+        for fd in ends:
+            os.close(fd)  # the child has its copies
+    return Prepared(credentials, terminal, Started(spec.name, pid, at), health_fd, pipes)
 
 
 def run(plan: Plan, sink: Sink, prepared: Prepared, clock: Clock = time.monotonic) -> Outcome:
@@ -170,12 +200,16 @@ def reap_remaining(inbox: SignalInbox, seconds: float) -> None:
 
 
 class _Pipe(NamedTuple):
-    """One output pipe of a program, read by the loop."""
+    """One output pipe of a program (or of a pre-stop command), read by the loop."""
 
     name: str
     writer: Writer
     lines: LineBuffer
     prefix: Callable[[Line], bytes]  # a Prefixer, or JsonLines
+    #: Passed on byte for byte, lines read only to be matched (a single command's).
+    raw: bool = False
+    #: ``ready = { log = ... }``: what a line must match for the program to be ready.
+    ready: Optional[re.Pattern[bytes]] = None
 
 
 class _Attempt(NamedTuple):
@@ -203,9 +237,23 @@ class Loop:
         self.poller.register(inbox.fd, select.POLLIN)
         self.notes: list[Note] = []
         self.deferring = False
-        # Output: pipes only for programs with a prefix; gsup's own messages
-        # then queue behind the programs' stderr lines.
-        self.copies = any(p.prefix is not None for p in plan.programs)
+        self.pre_stops: dict[int, str] = {}  # pid of a pre-stop command -> its key ("": the plan's)
+        self.pre_stop_ends: list[tuple[str, str]] = []  # (whose, how it ended), for the report
+        self.pre_stops_killed: set[int] = set()  # still running when their slot ended
+        self.health: Optional[Endpoint] = None
+        if prepared.health_fd is not None and plan.health is not None:
+            import socket
+
+            from gsup import health
+
+            os.set_inheritable(prepared.health_fd, False)  # no program may hold it
+            listener = socket.socket(fileno=prepared.health_fd)
+            self.health = health.Endpoint(health.Address.parse(plan.health), listener)
+            self.poller.register(self.health.listener.fileno(), select.POLLIN)
+        self.health_polled: set[int] = set()  # connection fds registered with the poller
+        # Output: pipes for programs with a prefix (and a single command read for
+        # its log readiness); gsup's own messages then queue behind their lines.
+        self.copies = any(p.prefix is not None for p in plan.programs) or bool(prepared.pipes)
         self.writers: dict[int, Writer] = {}
         if self.copies:
             self.writers = {1: Writer(1), 2: Writer(2)}
@@ -222,6 +270,10 @@ class Loop:
         self.surviving = 0
         self.redraw_at: Optional[float] = None
         self.countdown_on = not self.copies  # a live line would land among the programs' lines
+        if prepared.pipes and prepared.started is not None:
+            for fd, target in zip(prepared.pipes, (1, 2)):
+                os.set_inheritable(fd, False)
+                self._watch_pipe(fd, prepared.started.name, target, raw=True)
 
     # -- the loop ------------------------------------------------------------
 
@@ -237,12 +289,16 @@ class Loop:
                     self.writers[fd].write_some()
                     if self.writers[fd].broken:
                         self._output_gone(fd)
+                elif self.health is not None:
+                    self._serve(fd)
             self._wake()
         return self._finish()
 
     def _timeout_ms(self) -> Optional[int]:
         due = [d for d in (self.machine.next_deadline(), self.redraw_at) if d is not None]
         due += [a.attempt.deadline for pid, a in self.attempts.items() if pid not in self.expired]
+        if self.health is not None:
+            due += [d for d in (self.health.deadline(),) if d is not None]
         if not due:
             return None  # idle: block until something happens, however long
         # Round up: waking a millisecond early would only mean a second wake-up.
@@ -264,6 +320,8 @@ class Loop:
         self._flush_notes()
         self._reap()
         self._expire_attempts()
+        if self.health is not None:
+            self.health.expire(self.clock())
         self._act(self.machine.on_deadline(self.clock()))
         self._cancel_stale_attempts()
         self._flush_notes()
@@ -284,6 +342,11 @@ class Loop:
                 group = self.groups[pid]
                 group_left = group == pid and procs.group_alive(group)
                 self._act(self.machine.on_exit(name, status, now, group_left=group_left, anything_left=left))
+            elif pid in self.pre_stops:
+                key = self.pre_stops.pop(pid)
+                ended = "killed at the end of its slot" if pid in self.pre_stops_killed else status.describe()
+                self.pre_stop_ends.append((key, ended))
+                self._act(self.machine.on_pre_stop_exit(key, status, now))
             elif pid in self.attempts:
                 from gsup import readiness
 
@@ -306,15 +369,12 @@ class Loop:
             self._act(self.machine.on_all_gone(now))
 
     def _anything_left(self, remain: bool) -> bool:
-        """A process of the job (no readiness attempt) is still alive."""
+        """A process of the job (no attempt, no pre-stop command: gsup's own) is still alive."""
         if not remain:
             return False
-        if not self.attempts:
+        if not self.attempts and not self.pre_stops:
             return True
-        return any(
-            pid not in self.attempts and procs.group_of(pid) not in self.attempts
-            for pid in procs.descendants()
-        )
+        return bool(self._job_processes())
 
     # -- actions -------------------------------------------------------------
 
@@ -333,6 +393,9 @@ class Loop:
                 self._kill(action.name)
             elif isinstance(action, KillLeftovers):
                 self._kill_leftovers(action.of)
+            elif isinstance(action, KillPreStops):
+                procs.kill(groups=list(self.pre_stops), pids=list(self.pre_stops))
+                self.pre_stops_killed |= set(self.pre_stops)
         for action in actions:
             if isinstance(action, Note):
                 self._note(action)
@@ -340,6 +403,8 @@ class Loop:
                 self._start(action.name)
             elif isinstance(action, Probe):
                 self._probe(action.name, action.attempt, live=action.live)
+            elif isinstance(action, PreStop):
+                self._pre_stop(action.key)
             elif isinstance(action, SuspendSelf):
                 self._flush_notes()
                 procs.send(os.getpid(), signal.SIGSTOP)
@@ -388,11 +453,12 @@ class Loop:
         self.signalled[who] = self.signalled.get(who, 0) + sent
 
     def _job_processes(self) -> list[int]:
-        """gsup's descendants but its readiness attempts."""
+        """gsup's descendants but its own helpers (readiness attempts, pre-stop commands)."""
+        own = set(self.attempts) | set(self.pre_stops)
         return [
             pid
             for pid in procs.descendants()
-            if pid not in self.attempts and (not self.attempts or procs.group_of(pid) not in self.attempts)
+            if pid not in own and (not own or procs.group_of(pid) not in own)
         ]
 
     def _kill(self, name: Optional[str]) -> None:
@@ -417,13 +483,13 @@ class Loop:
         """SIGKILL every process gsup started, however detached (grace ran out, or gsup failed)."""
         groups = {self.groups[pid] for pid in self.names if self.groups[pid] == pid}
         groups |= {self.groups[of] for of in self.machine.lingering}
-        groups |= set(self.attempts)
+        groups |= set(self.attempts) | set(self.pre_stops)
         pids = [pid for pid in self.names if self.groups[pid] != pid]  # sharing gsup's group
         fresh = procs.kill(groups=groups, pids=pids, below=[0])
         self._count_killed(fresh, None)
 
     def _count_killed(self, fresh: set[int], name: Optional[str]) -> None:
-        fresh = fresh - set(self.groups) - set(self.attempts) - self.killed
+        fresh = fresh - set(self.groups) - set(self.attempts) - set(self.pre_stops) - self.killed
         if not fresh:
             return
         self.killed |= fresh
@@ -445,26 +511,7 @@ class Loop:
         ends: list[int] = []
         stdio = None
         if spec.prefix is not None:
-            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            index = list(self.machine.programs).index(name)
-            fds = [devnull]
-            ends.append(devnull)
-            for target in (1, 2):
-                r, w = os.pipe()
-                os.set_blocking(r, False)
-                prefix: Callable[[Line], bytes]
-                if self.plan.json_lines:
-                    prefix = JsonLines(name, "stdout" if target == 1 else "stderr", self.clock)
-                else:
-                    colour = os.isatty(target)
-                    prefix = Prefixer(
-                        spec.prefix, self.width, index, colour=colour, timestamps=spec.timestamps
-                    )
-                self.pipes[r] = _Pipe(name, self.writers[target], LineBuffer(), prefix)
-                self.poller.register(r, select.POLLIN if self.reading else 0)
-                fds.append(w)
-                ends.append(w)
-            stdio = (fds[0], fds[1], fds[2])
+            stdio = self._piped(name, ends)
         own_group = not self.machine.shares_group
         try:
             pid = spawn.spawn(
@@ -490,6 +537,78 @@ class Loop:
             os.close(fd)  # the child has its copies; EOF comes when it (and its children) close them
         self._running(name, pid, pid if own_group else os.getpgrp())
         self._act(self.machine.on_started(name, pid, self.clock()))
+
+    def _piped(self, name: str, ends: list[int], *, label: Optional[str] = None) -> tuple[int, int, int]:
+        """/dev/null and two new pipes for the stdio of program *name*'s process (or of its
+        pre-stop command, shown as *label*); the ends the child gets are put in *ends*."""
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        fds = [devnull]
+        ends.append(devnull)
+        for target in (1, 2):
+            r, w = os.pipe()
+            self._watch_pipe(r, name, target, label=label)
+            fds.append(w)
+            ends.append(w)
+        return fds[0], fds[1], fds[2]
+
+    def _watch_pipe(
+        self, fd: int, name: str, target: int, *, raw: bool = False, label: Optional[str] = None
+    ) -> None:
+        """Read pipe *fd* of program *name* into gsup's stdout (*target* 1) or stderr (2)."""
+        os.set_blocking(fd, False)
+        spec = self.machine.programs[name].spec if name in self.machine.programs else None
+        prefix: Callable[[Line], bytes]
+        if self.plan.json_lines:
+            prefix = JsonLines(label or name, "stdout" if target == 1 else "stderr", self.clock)
+        else:
+            index = list(self.machine.programs).index(name) if name in self.machine.programs else 0
+            text = label if label is not None else (spec.prefix if spec is not None else name) or ""
+            timestamps = spec.timestamps if spec is not None else False
+            prefix = Prefixer(text, self.width, index, colour=os.isatty(target), timestamps=timestamps)
+        ready = None
+        if label is None and spec is not None and spec.ready is not None and spec.ready.kind == "log":
+            ready = re.compile(spec.ready.target.encode(errors="surrogateescape"))
+        self.pipes[fd] = _Pipe(name, self.writers[target], LineBuffer(), prefix, raw, ready)
+        self.poller.register(fd, select.POLLIN if self.reading else 0)
+
+    def _pre_stop(self, key: str) -> None:
+        """Start a pre-stop command: the plan's (*key* "") or program *key*'s; shown like a program."""
+        program = self.machine.programs.get(key)
+        argv = self.plan.pre_stop if not key else program.spec.pre_stop if program else ()
+        env = dict(self.env)
+        if program is not None:
+            env.update(program.spec.env or {})
+        label = f"{key}:pre-stop" if key else "pre-stop"
+        ends: list[int] = []
+        stdio = self._piped(key or self.plan.program.name, ends, label=label) if self.writers else None
+        try:
+            pid = spawn.spawn(
+                ProgramSpec(argv=argv, name=label),
+                own_group=True,
+                env=env,
+                credentials=self.credentials.get(key) if key else None,
+                stdio=stdio,
+            )
+        except GsupError as e:
+            if e.pid is not None:
+                reaper.collect(e.pid)
+            status = ChildStatus(code=e.exit_code)
+            self.pre_stop_ends.append((key, f"could not start: {e.message}"))
+            self._act(self.machine.on_pre_stop_exit(key, status, self.clock()))
+            return
+        finally:
+            for fd in ends:
+                os.close(fd)
+        self.pre_stops[pid] = key
+
+    def _serve(self, fd: int) -> None:
+        """The health endpoint: a new connection, or one that can be read or written."""
+        assert self.health is not None  # called only with an endpoint
+        now = self.clock()
+        if fd == self.health.listener.fileno():
+            self.health.accept(now)
+        elif self.health.handle(fd, now, lambda: self.machine.health(self.clock())):
+            self._act(self.machine.on_polled(now))
 
     def _running(self, name: str, pid: int, group: int) -> None:
         self.names[pid] = self.ran_as[pid] = name
@@ -529,6 +648,17 @@ class Loop:
     # -- output --------------------------------------------------------------
 
     def _set_interest(self) -> None:
+        if self.health is not None:
+            wants = self.health.wants()
+            for fd in self.health_polled - set(wants):
+                self.poller.unregister(fd)
+            for fd, write in wants.items():
+                events = select.POLLOUT if write else select.POLLIN
+                if fd in self.health_polled:
+                    self.poller.modify(fd, events)
+                else:
+                    self.poller.register(fd, events)
+            self.health_polled = set(wants)
         if not self.copies:
             return
         pending = sum(w.pending for w in self.writers.values())
@@ -555,16 +685,32 @@ class Loop:
         except OSError:
             data = b""
         if data:
-            for line in pipe.lines.feed(data):
-                pipe.writer.push(pipe.prefix(line))
+            lines = pipe.lines.feed(data)
+            if pipe.raw:
+                pipe.writer.push(data)  # byte for byte: the lines are only read
+            else:
+                for line in lines:
+                    pipe.writer.push(pipe.prefix(line))
+            if pipe.ready is not None and any(pipe.ready.search(line.data) for line in lines):
+                self._ready_by_log(pipe.name)
             return
         self._close_pipe(fd)  # EOF: the last line, even without its newline
+
+    def _ready_by_log(self, name: str) -> None:
+        """A line of *name* matched its log readiness: stop matching its lines."""
+        for fd, pipe in list(self.pipes.items()):
+            if pipe.name == name and pipe.ready is not None:
+                self.pipes[fd] = pipe._replace(ready=None)
+        self._act(self.machine.on_log_match(name, self.clock()))
 
     def _close_pipe(self, fd: int) -> None:
         pipe = self.pipes.pop(fd)
         rest = pipe.lines.flush()
         if rest is not None:
-            pipe.writer.push(pipe.prefix(rest))
+            if pipe.ready is not None and pipe.ready.search(rest.data):
+                self._ready_by_log(pipe.name)
+            if not pipe.raw:
+                pipe.writer.push(pipe.prefix(rest))
         self.poller.unregister(fd)
         os.close(fd)
 
@@ -615,6 +761,8 @@ class Loop:
     # -- the end ---------------------------------------------------------------
 
     def _finish(self) -> Outcome:
+        if self.health is not None:
+            self.health.close()  # answered to the end: nothing listens once gsup is done
         if self.attempts:  # gave up after SIGKILL with an attempt still there: it is gsup's own
             procs.kill(groups=list(self.attempts), pids=list(self.attempts))
         if self.machine.escalation is not None and self.machine.kill_wait_end is not None:
@@ -635,7 +783,7 @@ class Loop:
         end = self.clock()
         # The grace began when the drain ended (kill_all_at is its end); a child that exited
         # in the drain ended it.
-        grace_from = None if m.kill_all_at is None else m.kill_all_at - self.plan.grace
+        grace_from = m.grace_started_at
         outcome = Outcome(
             exit_code=m.exit_code(),
             cause=StopCause.SIGNAL if m.stop_received is not None else StopCause.CHILD_EXIT,
@@ -648,6 +796,7 @@ class Loop:
             leftovers_killed=len(self.killed),
             leftovers_surviving=self.surviving,
             orphans_reaped=self.orphans_reaped,
+            pre_stops=tuple(self.pre_stop_ends),
         )
         if self.plan.single:  # the child's own figures: its pid, its status, its stop
             p = m.programs[self.plan.program.name]

@@ -150,19 +150,22 @@ def render_check(resolved: Resolved, rows: list[tuple[str, str, str]]) -> None:
     def col(t: float) -> int:
         return min(width, round(width * t / end)) if end > 0 else 0
 
-    drain, kill = col(b.stop_delay), col(b.kill_at)
+    pre, drain, kill = col(b.pre_stop), col(b.pre_stop + b.stop_delay), col(b.kill_at)
     bar = Text()
-    bar.append("▒" * drain, style="blue")
+    bar.append("▓" * pre, style="magenta")
+    bar.append("▒" * (drain - pre), style="blue")
     bar.append("█" * (kill - drain), style="yellow")
     bar.append("░" * (width - kill), style="green" if b.deadline is not None else "dim")
     console.print(Text("shutdown timeline", style="bold"))
     console.print(Text("  0s ").append(bar).append(f" {format_duration(end)}"))
     legend = Text("  ")
+    if b.pre_stop:
+        legend.append("▓ pre-stop ", style="magenta").append(f"{format_duration(b.pre_stop)}   ")
     if b.stop_delay:
         legend.append("▒ drain ", style="blue").append(f"{format_duration(b.stop_delay)}   ")
     legend.append("█ grace ", style="yellow").append(f"{format_duration(b.grace)}   ")
     if b.deadline is not None:
         legend.append("░ margin ", style="green").append(f"{format_duration(b.deadline - b.kill_at)}")
     console.print(legend)
-    for t, what in budget_mod.timeline(b):
+    for t, what in budget_mod.timeline(b, resolved.plan.health):
         console.print(Text.assemble(("  t=", "dim"), (f"{format_duration(t):>6}", "bold"), f"  {what}"))
