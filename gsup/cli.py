@@ -21,8 +21,11 @@ from gsup import __version__
 from gsup.config import OPTIONS, Resolved, Setting, Source, closest, env_name, unknown_variables
 from gsup.errors import EXIT_INTERNAL, EXIT_USAGE, GsupError, UsageError, exit_now
 
-USAGE = "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
-MODES = ("check", "drill")
+USAGE = (
+    "gsup [OPTIONS] -- CMD [ARG...] | gsup check [OPTIONS] [-- CMD...] | gsup drill [OPTIONS] -- CMD..."
+    " | gsup status [--json] [--health ADDR]"
+)
+MODES = ("check", "drill", "status")
 #: What a shell's completion script sets to ask for completions (click's convention).
 COMPLETE_VAR = "_GSUP_COMPLETE"
 #: How long a just-started child may take to exit before gsup hands over to
@@ -36,6 +39,7 @@ stop it inside the platform's deadline, and say what happened.
   gsup [OPTIONS] -- CMD [ARG...]        supervise CMD
   gsup check [OPTIONS] [-- CMD...]      print the resolved settings and the shutdown timeline
   gsup drill [OPTIONS] -- CMD...        run CMD, stop it as the platform would, PASS/FAIL
+  gsup status [--json] [--health ADDR]  ask a running gsup how its programs are (exit 0 ready, 1 not)
 
 Every option can also be set as GSUP_<NAME> (--grace: GSUP_GRACE). Precedence:
 command line, then environment, then the config file's [gsup] table, then the
@@ -58,6 +62,15 @@ PASS (exit 0) or FAIL (exit 1) with the reasons.
 
 \b
   gsup drill [--after DURATION | --ready tcp=|http=|file=...] [--probe URL] [OPTIONS] -- CMD...
+"""
+
+STATUS_HELP = """Ask a running gsup, at its health endpoint (--health, GSUP_HEALTH or the
+config file's [gsup] health), how its programs are and how much of the
+budget is left. Exit 0 ready, 1 not ready (or stopping), 2 unreachable:
+usable as a Docker HEALTHCHECK (HEALTHCHECK CMD gsup status).
+
+\b
+  gsup status [--json] [--health ADDR]
 """
 
 # typer re-exports click's usage errors under its own name in some releases and
@@ -212,6 +225,9 @@ def run(
         Optional[str],
         typer.Option(help="drill: send requests to URL during the stop, count failures."),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="status: print the endpoint's answer as JSON.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -227,6 +243,8 @@ def run(
         for name, v in (("--after", after), ("--probe", probe)):
             if v is not None:
                 raise UsageError(f"{name} is an option of gsup drill")
+    if json_output and mode != "status":
+        raise UsageError("--json is an option of gsup status (gsup's own log: --log-format json)")
     argv = tuple(os.fsencode(a) for a in command or ())
 
     from gsup.config import resolve
@@ -239,6 +257,10 @@ def run(
         sink = make_sink(resolved.log_format, quiet=resolved.quiet, verbose=resolved.verbose)
         for warning in warnings:
             sink.event("warning", f"warning: {warning}")
+    if mode == "status":
+        from gsup.health import print_status
+
+        return print_status(resolved.plan.health, as_json=json_output)
     if not argv and resolved.plan.single and mode != "check":
         raise UsageError(f"missing command: {USAGE.split(' | ')[0 if mode == 'run' else 2]}")
     if mode == "check":
@@ -352,7 +374,7 @@ def _usage_message(e: Exception, mode: str) -> str:
 
 def _invoke(args: List[str], mode: str) -> object:
     command = typer.main.get_command(app)
-    command.help = {"check": CHECK_HELP, "drill": DRILL_HELP}.get(mode, HELP)
+    command.help = {"check": CHECK_HELP, "drill": DRILL_HELP, "status": STATUS_HELP}.get(mode, HELP)
     original = list(args)  # click consumes the list it parses
     with command.make_context(f"gsup {mode}" if mode != "run" else "gsup", args) as ctx:
         ctx.meta["gsup_mode"] = mode

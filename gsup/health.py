@@ -7,8 +7,10 @@ No thread, no blocking call: the loop polls ``fds()`` and calls
 
 Bounded so it can never keep gsup from stopping in time:
 
-* at most ``MAX_CONNECTIONS`` at once; one more is accepted and closed at
-  once (a flood keeps nothing but the kernel's backlog);
+* at most ``MAX_CONNECTIONS`` at once; when one more comes, the oldest
+  connection that has not yet been answered is dropped for it (a flood of
+  idle clients keeps nothing but the kernel's backlog, and cannot keep a
+  load balancer's check from its answer for long);
 * a request may be at most ``MAX_REQUEST`` bytes and must be whole within
   ``CLIENT_TIMEOUT`` of its connection, or the connection is dropped (a
   client that sends nothing, or sends slowly);
@@ -165,8 +167,14 @@ class Endpoint:
                     return  # out of descriptors: the backlog waits, supervision goes on
                 return
             if len(self.conns) >= MAX_CONNECTIONS:
-                sock.close()  # one too many: dropped at once
-                continue
+                # Full: the oldest connection that has not asked anything yet makes room.
+                # A flood of idle clients then keeps no newcomer out for long, and a
+                # load balancer's check still gets its answer.
+                idle = [fd for fd, c in self.conns.items() if not c.outbox]
+                if not idle:
+                    sock.close()
+                    continue
+                self._drop(min(idle, key=lambda fd: self.conns[fd].deadline))
             sock.setblocking(False)
             self.conns[sock.fileno()] = _Conn(sock, now + CLIENT_TIMEOUT)
 
@@ -259,3 +267,64 @@ def _response(code: int, what: str, body: Mapping[str, object], *, head: bool, e
         f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra}\r\n"
     ).encode()
     return top if head else top + payload
+
+
+# -- gsup status: the client ----------------------------------------------------------------
+
+EXIT_READY, EXIT_NOT_READY, EXIT_UNREACHABLE = 0, 1, 2
+STATUS_TIMEOUT = 2.0
+
+
+def query(address: Address, timeout: float = STATUS_TIMEOUT) -> tuple[int, dict[str, object]]:
+    """GET /readyz of the gsup at *address*: (HTTP status, body). Raises OSError or ValueError
+    when nothing answers there as gsup would."""
+    with address.connect(timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: gsup\r\nConnection: close\r\n\r\n")
+        data = b""
+        while len(data) < 65536:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    words = head.split(b"\r\n", 1)[0].split()
+    if len(words) < 2 or not words[0].startswith(b"HTTP/") or not words[1].isdigit():
+        raise ValueError("not an HTTP answer")
+    body = json.loads(payload)
+    if not isinstance(body, dict):
+        raise ValueError("not gsup's answer")
+    return int(words[1]), body
+
+
+def print_status(address_text: Optional[str], *, as_json: bool) -> int:
+    """``gsup status``: print the programs and the budget; exit 0 ready, 1 not, 2 unreachable."""
+    if address_text is None:
+        raise UsageError("gsup status: no endpoint to ask: give --health ADDR (or GSUP_HEALTH)")
+    address = Address.parse(address_text)
+    try:
+        code, body = query(address)
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        if as_json:
+            print(json.dumps({"reachable": False, "address": str(address), "error": reason}))
+        else:
+            print(f"gsup status: unreachable at {address}: {reason}")
+        return EXIT_UNREACHABLE
+    ready = code == 200
+    if as_json:
+        print(json.dumps({"reachable": True, "address": str(address), "ready": ready, **body}))
+        return EXIT_READY if ready else EXIT_NOT_READY
+    state = "ready" if ready else ("stopping" if body.get("stopping") else "not ready")
+    lines = [f"gsup status: {state} ({address})"]
+    programs = body.get("programs")
+    for p in programs if isinstance(programs, list) else []:
+        if isinstance(p, dict):
+            extra = f" ({p['status']})" if p.get("status") else ""
+            pid = f"pid {p['pid']}" if p.get("pid") else "no pid"
+            lines.append(f"  {p.get('name')}  {p.get('state')}{extra}  {pid}")
+    left = body.get("sigkill_in")
+    budget = f"grace {body.get('grace')}s" + ("" if left is None else f", SIGKILL in {left}s")
+    lines.append(f"  budget: {budget}")
+    print("\n".join(lines))
+    return EXIT_READY if ready else EXIT_NOT_READY

@@ -282,14 +282,17 @@ class Loop:
         self._wake()  # the single command may have died before the first wait
         while not self.machine.done:
             self._set_interest()
-            for fd, _ in self.poller.poll(self._timeout_ms()):
+            events = self.poller.poll(self._timeout_ms())
+            if self.health is not None and any(fd == self.inbox.fd for fd, _ in events):
+                self._signals()
+            for fd, _ in events:
                 if fd in self.pipes:
                     self._read(fd)
                 elif fd in self.writers:
                     self.writers[fd].write_some()
                     if self.writers[fd].broken:
                         self._output_gone(fd)
-                elif self.health is not None:
+                elif self.health is not None and fd != self.inbox.fd:
                     self._serve(fd)
             self._wake()
         return self._finish()
@@ -306,18 +309,7 @@ class Loop:
         return min(_POLL_MAX_MS, max(0, math.ceil((min(due) - self.clock()) * 1000)))
 
     def _wake(self) -> None:
-        now = self.clock()
-        shared = self.machine.shares_group
-        self.deferring = True  # every signal of the batch goes out before a word about any
-        for rec in self.inbox.read():
-            if rec.signo != signal.SIGCHLD:  # exits are collected below, on every wake-up
-                self._act(
-                    self.machine.on_signal(
-                        rec.signo, now, delivered=shared and rec.from_kernel, sender=rec.sender
-                    )
-                )
-        self.deferring = False
-        self._flush_notes()
+        self._signals()
         self._reap()
         self._expire_attempts()
         if self.health is not None:
@@ -326,6 +318,22 @@ class Loop:
         self._cancel_stale_attempts()
         self._flush_notes()
         self._countdown()
+
+    def _signals(self) -> None:
+        """Every pending signal, acted on (before anything else a wake-up brings: a request
+        to the health endpoint that came with a SIGTERM already gets 503)."""
+        now = self.clock()
+        shared = self.machine.shares_group
+        self.deferring = True  # every signal of the batch goes out before a word about any
+        for rec in self.inbox.read():
+            if rec.signo != signal.SIGCHLD:  # exits are collected by _reap, on every wake-up
+                self._act(
+                    self.machine.on_signal(
+                        rec.signo, now, delivered=shared and rec.from_kernel, sender=rec.sender
+                    )
+                )
+        self.deferring = False
+        self._flush_notes()
 
     def _reap(self) -> None:
         exited, remain = reaper.reap()

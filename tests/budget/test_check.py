@@ -194,3 +194,65 @@ def test_terminal_draws_the_timeline() -> None:
     assert abs(drain - total * 5 / 30) <= 1 and abs(margin - total * 3 / 30) <= 1, bar.groups()
     assert "drain 5s" in plain and "grace 22s" in plain and "margin 3s" in plain
     assert re.search(r"t=\s*27s\s+grace ends", plain), plain
+
+
+@pytest.mark.timeout(30)
+def test_check_shows_the_health_endpoint_the_pre_stop_and_the_drain_on_the_timeline() -> None:
+    """check with --health, --pre-stop and --stop-delay: /readyz turns 503 at t=0, the pre-stop slot,
+    then the drain, then the stop signal, in that order, inside the kubernetes budget."""
+    r = gsup_once(
+        [
+            "check",
+            "--platform",
+            "kubernetes",
+            "--health",
+            ":8081",
+            "--pre-stop",
+            "nginx -s quit",
+            "--stop-delay",
+            "5",
+        ]
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "pre-stop 5s + stop delay 5s + grace 17s + margin 3s <= deadline 30s" in out, out
+    assert re.search(r"t=0s\s+/readyz on 0\.0\.0\.0:8081 answers 503", out), out
+    assert re.search(r"t=0s\s+pre-stop commands run, for at most 5s", out), out
+    assert re.search(r"t=5s\s+drain starts", out), out
+    assert re.search(r"t=10s\s+drain ends: gsup sends the stop signal", out), out
+    assert re.search(r"t=27s\s+grace ends", out), out
+
+
+@pytest.mark.timeout(30)
+def test_an_over_long_pre_stop_or_drain_is_refused_with_the_arithmetic() -> None:
+    """A pre-stop slot and a drain that leave the grace no room are refused, exit 2, the sum shown."""
+    r = gsup_once(
+        [
+            "check",
+            "--platform",
+            "kubernetes",
+            "--pre-stop",
+            "true",
+            "--pre-stop-timeout",
+            "20s",
+            "--stop-delay",
+            "10",
+        ]
+    )
+    assert r.returncode == 2
+    assert "pre-stop 20s - stop delay 10s - margin 3s = -3s" in r.stderr, r.stderr
+    r = gsup_once(
+        ["check", "--platform", "kubernetes", "--pre-stop", "true", "--stop-delay", "5", "--grace", "20"]
+    )
+    assert r.returncode == 2
+    assert "pre-stop 5s + stop delay 5s + grace 20s + margin 3s = 33s exceeds" in r.stderr, r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_stop_delay_auto_needs_the_health_endpoint() -> None:
+    """--stop-delay auto without --health is refused: nothing would ever end the drain early."""
+    r = gsup_once(["check", "--platform", "kubernetes", "--stop-delay", "auto"])
+    assert r.returncode == 2 and "needs --health" in r.stderr, r.stderr
+    ok = gsup_once(["check", "--platform", "kubernetes", "--stop-delay", "auto", "--health", ":8081"])
+    assert ok.returncode == 0, ok.stderr
+    assert "stop delay at most 9s + grace 18s" in ok.stdout, ok.stdout  # a third of 30s - 3s

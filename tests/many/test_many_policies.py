@@ -235,3 +235,46 @@ def test_a_hung_program_that_holds_its_port_is_restarted_by_its_liveness_check(f
     assert run.finish() == 0
     assert run.program_report("hung")["restarts"] >= 1
     assert run.leftovers() == []
+
+
+@pytest.mark.timeout(30)
+def test_readyz_is_503_until_every_program_is_ready_and_a_log_line_makes_one_ready(fleet: Fleet) -> None:
+    """With many programs /readyz is 200 only once each long-running program is ready: one by
+    its readiness file, one by a line of its own output (ready = { log = ... })."""
+    port = free_port()
+    up = str(fleet.tmp / "slow.up")
+    run = fleet.start(
+        {
+            "slow": {
+                "command": fleet.prog("slow", "--ready-after", 0.5, "--touch", up),
+                "ready": {"file": up, "interval": "20ms"},
+            },
+            "talker": {
+                "command": fleet.prog("talker", "--ready-after", 0.3, "--lines", 1),
+                "ready": {"log": "^talker-0-"},
+            },
+        },
+        {**NONE, "health": f"127.0.0.1:{port}"},
+    )
+    run.log("start", "slow")
+    first = readyz(port)
+    assert first[0] == 503, first
+    run.event("ready", "talker")
+    run.event("ready", "slow")
+    code, body = readyz(port)
+    assert code == 200 and {p["state"] for p in body["programs"]} == {"ready"}, body
+    run.send(signal.SIGTERM)
+    assert run.finish() == 0
+
+
+def readyz(port: int) -> tuple[int, dict[str, object]]:
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/readyz")
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
