@@ -278,3 +278,28 @@ def readyz(port: int) -> tuple[int, dict[str, object]]:
         return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_programs_pre_stop_runs_before_its_stop_signal_shown_like_a_program(fleet: Fleet) -> None:
+    """pre_stop = [...] of a program runs at the stop request, its output prefixed as its own, and the
+    program gets its stop signal only after it ended; its end is in the report."""
+    run = fleet.start(
+        {
+            "web": {
+                "command": fleet.prog("web"),
+                "pre_stop": ["sh", "-c", "echo deregistered; sleep 0.2", fleet.token],
+            },
+        },
+        NONE,
+        args=("--log-format", "text"),
+    )
+    run.log("start", "web")
+    sent = run.send(signal.SIGTERM)
+    assert run.finish() == 0
+    assert run.out is not None
+    said = [t for line, t in zip(run.out.lines, run.out.times) if line == b"web:pre-stop | deregistered"]
+    assert said, run.out.text()
+    term = run.t("term", "web", timeout=0)
+    assert said[0] < term and term - sent >= 0.2
+    assert "web:pre-stop  exited with 0" in run.err.text()
