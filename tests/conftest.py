@@ -27,6 +27,7 @@ from gsupkit import GsupRun, Mode, Stream, can_unshare, quiet_platform
 from prockit import Proc, Stat, cpu_ticks, descendants, kill_pid, stat, status_fields
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
+PR_SET_CHILD_SUBREAPER = 36
 #: The versatile helper child; see its docstring for its flags and lines.
 CHILD = (sys.executable, str(HELPERS / "child.py"))
 #: Exec a command with ignored/blocked signals or a controlling terminal.
@@ -134,6 +135,20 @@ class Run(GsupRun):
         for proc in self.learned:
             if proc.running:
                 kill_pid(proc.pid)
+
+
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    """The test process is a child subreaper: gsup's orphans come to it, to be waited for."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        pytest.skip("prctl(PR_SET_CHILD_SUBREAPER) failed")
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.fixture

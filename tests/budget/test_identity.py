@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import signal
 import subprocess
-from collections.abc import Iterator
 from typing import Callable
 
 import pytest
@@ -16,7 +14,6 @@ from gsupkit import GSUP, clean_env
 from .conftest import CHILD, Run, gsup_once
 
 NONE = ["--platform", "none"]
-PR_SET_CHILD_SUBREAPER = 36
 #: The child prints its identity with id(1): the interpreter running the tests
 #: may live where nobody cannot read it.
 PRINT_IDS = ["sh", "-c", 'echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"']
@@ -135,18 +132,6 @@ def test_non_root_asking_for_itself_is_allowed() -> None:
     p = gsup_as_nobody([*NONE, "--user", "nobody", "--", "sh", "-c", "id -u"])
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(nobody().pw_uid)
-
-
-@pytest.fixture
-def subreaper() -> Iterator[None]:
-    """Make the test process a child subreaper, so gsup's orphans come to it to be waited for."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        pytest.skip("prctl(PR_SET_CHILD_SUBREAPER) failed")
-    try:
-        yield
-    finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def orphan_status(pid: int, run: Run, timeout: float) -> int:

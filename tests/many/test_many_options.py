@@ -8,12 +8,10 @@ test_forwarding).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from manykit import Fleet
 
 CHILD = str(Path(__file__).resolve().parent.parent / "helpers" / "child.py")
 
-PR_SET_CHILD_SUBREAPER = 36
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -170,18 +167,6 @@ def test_stop_delay_drains_before_any_program_is_signalled(fleet: Fleet) -> None
     for name in ("a", "b"):
         assert 0.45 <= run.t("term", name, timeout=0) - sent < 1.5
     assert run.events("drain_started") and run.events("drain_ended")
-
-
-@pytest.fixture
-def subreaper() -> Iterator[None]:
-    """The test process is a child subreaper: gsup's orphans come to it, to be waited for."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        pytest.skip("prctl(PR_SET_CHILD_SUBREAPER) failed")
-    try:
-        yield
-    finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.mark.timeout(30)

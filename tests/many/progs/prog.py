@@ -93,43 +93,16 @@ def next_run(path: str) -> int:
     return run
 
 
-def grandchild() -> None:
-    """Fork a grandchild in a session of its own that ignores TERM; log its pid."""
+def fork_waiter(*, setsid: bool, on_stop: object) -> int:
+    """Fork a process that waits for signals (*on_stop*: the handler of TERM, INT and QUIT,
+    or SIG_IGN), in a session of its own with *setsid*; return its pid once it is set up."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(r)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-                signal.signal(sig, signal.SIG_IGN)
-            os.setsid()
-            os.write(w, b"x")
-            while True:
-                signal.pause()
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.read(r, 1)
-    os.close(r)
-    log("grandchild", pid=pid)
-
-
-def helper(*, setsid: bool) -> None:
-    """Fork a helper that stays after this program exits: in a session of its own
-    (``--daemon``, as a daemon that called setsid) or in this program's process
-    group (``--group-child``). It logs a stop signal and exits 0 at once."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-
-            def stop(sig: int, _frame: object) -> None:
-                log("helper_term", t=now(), sig=signal.Signals(sig).name)
-                os._exit(0)
-
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-                signal.signal(sig, stop)
+                signal.signal(sig, on_stop)  # type: ignore[arg-type]
             if setsid:
                 os.setsid()
             os.write(w, b"x")
@@ -140,6 +113,24 @@ def helper(*, setsid: bool) -> None:
     os.close(w)
     os.read(r, 1)
     os.close(r)
+    return pid
+
+
+def grandchild() -> None:
+    """Fork a grandchild in a session of its own that ignores TERM; log its pid."""
+    log("grandchild", pid=fork_waiter(setsid=True, on_stop=signal.SIG_IGN))
+
+
+def helper(*, setsid: bool) -> None:
+    """Fork a helper that stays after this program exits: in a session of its own
+    (``--daemon``, as a daemon that called setsid) or in this program's process
+    group (``--group-child``). It logs a stop signal and exits 0 at once."""
+
+    def stop(sig: int, _frame: object) -> None:
+        log("helper_term", t=now(), sig=signal.Signals(sig).name)
+        os._exit(0)
+
+    pid = fork_waiter(setsid=setsid, on_stop=stop)
     log("helper", pid=pid, where="session" if setsid else "group")
 
 
