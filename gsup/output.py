@@ -5,14 +5,13 @@ Owns: line splitting (a line is never split, except a line longer than
 without a newline is flushed at the end), the prefix (``web | ``, coloured
 on a terminal, optional ISO-8601 timestamps) or the JSON object of each
 line (``--log-format json``), and writing to gsup's own stdout and
-stderr without ever blocking the loop for long: the loop writes only what
-the descriptor can take now, and stops reading programs while too much is
+stderr without ever blocking the loop: the loop writes only what the
+descriptor can take now, and stops reading programs while too much is
 pending, so back-pressure reaches the programs and memory stays bounded.
 
-Why not O_NONBLOCK on stdout: gsup's stdout is usually shared (a terminal,
-the container's log pipe), and the flag
-belongs to the shared file description: others would start seeing EAGAIN.
-So writes stay blocking, sized to what ``poll`` says fits.
+The lines of one read are prefixed as one block (a ``bytes.replace``, not a
+Python step per line), and go out in writes of up to PIPE_BUF that end at a
+line end, through a non-blocking description of gsup's own (``Writer``).
 
 Imports: the standard library only.
 """
@@ -79,6 +78,33 @@ class LineBuffer:
         del buf[:start]
         return lines
 
+    def feed_block(self, data: bytes) -> Optional[bytes]:
+        """The complete lines in *data* (with what came before) as one block, newlines kept.
+
+        The fast path of ``feed``: ``None`` when a line in it is longer than
+        ``limit`` (call ``feed`` with the same *data* then: nothing was taken),
+        and ``b""`` when no line is complete yet.
+        """
+        buf = self._partial
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            if len(buf) + len(data) > self.limit:
+                return None
+            buf += data
+            return b""
+        block = bytes(buf) + data[:cut] if buf else data[:cut]
+        # A window of limit + 1 bytes without a newline holds a long line.
+        start, end = 0, len(block)
+        while end - start > self.limit:
+            nl = block.rfind(b"\n", start, start + self.limit + 1)
+            if nl < 0:
+                return None
+            start = nl + 1
+        if len(data) - cut > self.limit:
+            return None
+        buf[:] = data[cut:]
+        return block
+
     def flush(self) -> Optional[Line]:
         """The last line, written without a newline, if any."""
         if not self._partial:
@@ -114,6 +140,16 @@ class Prefixer:
             return f"{iso_time(time.time())} ".encode() + self.text + line.data + b"\n"
         return self.text + line.data + b"\n"
 
+    def block(self, block: bytes) -> bytes:
+        """Whole lines (each ending with a newline) prefixed at once, as ``__call__`` would one by
+        one: the lines of one read share its moment, so their timestamp too."""
+        head = self.text
+        if self.timestamps:
+            head = f"{iso_time(time.time())} ".encode() + head
+        if not head:
+            return block
+        return head + block[:-1].replace(b"\n", b"\n" + head) + b"\n"
+
 
 class JsonLines:
     """Each line of one program as one JSON object (``--log-format json``).
@@ -147,6 +183,10 @@ class JsonLines:
             record["newline"] = False
         return json.dumps(record).encode() + b"\n"
 
+    def block(self, block: bytes) -> bytes:
+        """Whole lines (each ending with a newline), one object each."""
+        return b"".join(self(Line(data)) for data in block[:-1].split(b"\n"))
+
 
 class Writer:
     """Pending output for one of gsup's descriptors (1 or 2)."""
@@ -156,12 +196,16 @@ class Writer:
         self.pending = 0
         self.broken = False
         self._queue: deque[bytes] = deque()
+        self._offset = 0  # what of the first chunk is written already
         try:
             mode = os.fstat(fd).st_mode
         except OSError:
             self.broken = True
             mode = 0
         self._regular = stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and fd_is_null(fd))
+        #: Where the bytes go: for a pipe or a terminal, a description of its own.
+        self._out = fd if self._regular or self.broken else _own_description(fd)
+        self._nonblocking = self._out != fd
 
     def push(self, data: bytes) -> None:
         if self.broken:
@@ -181,21 +225,28 @@ class Writer:
     def write_some(self) -> None:
         """Write what fits now (call after poll reported POLLOUT); never block.
 
-        A regular file takes everything. Anything else gets at most PIPE_BUF
-        bytes per write, and only while poll says it is writable: a pipe that
-        polls writable has a free page (a write of PIPE_BUF or less then never
-        blocks), and its free bytes are no guide, since partly read pages
-        still take a slot.
+        A regular file takes everything. Anything else gets writes of at most
+        PIPE_BUF bytes that end at a line end (a longer line goes in pieces of
+        PIPE_BUF): such a write to a pipe is atomic, all of it or nothing, so
+        whatever else writes to the same pipe (gsup's report at the end,
+        another writer of the container's log) never lands inside a line.
+        They go to a non-blocking description of gsup's own, written until
+        the pipe is full; where there is none, each write waits for ``poll``
+        to say the pipe has a free page (a write of PIPE_BUF or less then
+        never blocks; its free bytes are no guide, since partly read pages
+        still take a slot).
         """
         for _ in range(256):  # at most 1 MiB per wake-up: the loop has other work
             if not self._queue or self.broken:
                 return
-            if not self._regular and not self._writable_now():
+            if not self._nonblocking and not self._regular and not self._writable_now():
                 return
-            chunk = self._queue[0]
-            piece = chunk if self._regular else chunk[:_PIPE_BUF]
+            chunk, start = self._queue[0], self._offset
+            end = len(chunk)
+            if not self._regular and end - start > _PIPE_BUF:
+                end = chunk.rfind(b"\n", start, start + _PIPE_BUF) + 1 or start + _PIPE_BUF
             try:
-                n = os.write(self.fd, piece)
+                n = os.write(self._out, memoryview(chunk)[start:end])
             except BlockingIOError:
                 return
             except OSError as e:
@@ -204,20 +255,51 @@ class Writer:
                     return
                 raise
             self.pending -= n
-            if n == len(chunk):
+            if start + n == len(chunk):
                 self._queue.popleft()
+                self._offset = 0
             else:
-                self._queue[0] = chunk[n:]
+                self._offset = start + n
 
     def write_text(self, text: str) -> None:
         """gsup's own message: after what is queued, so it never splits a line."""
         self.push(text.encode(errors="replace"))
         self.write_some()
 
+    def close(self) -> None:
+        """Release gsup's own description (the descriptor itself stays open)."""
+        if self._nonblocking:
+            os.close(self._out)
+            self._out, self._nonblocking = self.fd, False
+
     def _drop(self) -> None:
         self.broken = True
         self._queue.clear()
+        self._offset = 0
         self.pending = 0
+
+
+def _own_description(fd: int) -> int:
+    """A non-blocking description of the pipe or terminal on *fd*, or *fd* itself.
+
+    O_NONBLOCK belongs to the file description, and gsup's stdout is usually
+    shared (a terminal, the container's log pipe): set on it, the others
+    would start seeing EAGAIN. Opening /proc/self/fd/N makes a new
+    description of the same pipe or terminal, which only gsup uses. A socket
+    cannot be opened that way; it stays blocking, written after ``poll``.
+    """
+    try:
+        own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        return fd
+    try:
+        same = os.path.samestat(os.fstat(own), os.fstat(fd))
+    except OSError:
+        same = False
+    if not same:
+        os.close(own)
+        return fd
+    return own
 
 
 def fd_is_null(fd: int) -> bool:

@@ -31,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
 from gsup import procs, reaper, spawn
 from gsup.errors import GsupError
@@ -51,7 +51,7 @@ from gsup.lifecycle import (
     SuspendSelf,
 )
 from gsup.model import ChildStatus, Outcome, Plan, ProgramOutcome, ProgramSpec, Sink, StopCause
-from gsup.output import HIGH_WATER, LOW_WATER, JsonLines, Line, LineBuffer, Prefixer, QueuedText, Writer
+from gsup.output import HIGH_WATER, LOW_WATER, JsonLines, LineBuffer, Prefixer, QueuedText, Writer
 from gsup.signals import SignalInbox, block_signals, open_inbox
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class _Pipe(NamedTuple):
     name: str
     writer: Writer
     lines: LineBuffer
-    prefix: Callable[[Line], bytes]  # a Prefixer, or JsonLines
+    prefix: Union[Prefixer, JsonLines]
     #: Passed on byte for byte, lines read only to be matched (a single command's).
     raw: bool = False
     #: ``ready = { log = ... }``: what a line must match for the program to be ready.
@@ -282,8 +282,10 @@ class Loop:
         self._wake()  # the single command may have died before the first wait
         while not self.machine.done:
             self._set_interest()
-            events = self.poller.poll(self._timeout_ms())
-            if self.health is not None and any(fd == self.inbox.fd for fd, _ in events):
+            timeout = self._timeout_ms()
+            events = self.poller.poll(timeout)
+            signalled = any(fd == self.inbox.fd for fd, _ in events)
+            if self.health is not None and signalled:
                 self._signals()
             for fd, _ in events:
                 if fd in self.pipes:
@@ -294,8 +296,15 @@ class Loop:
                         self._output_gone(fd)
                 elif self.health is not None and fd != self.inbox.fd:
                     self._serve(fd)
-            self._wake()
+            # Output alone changes nothing the machine knows of, so it skips the
+            # rest of a wake-up (a log match or a health request acts by itself).
+            if signalled or (timeout is not None and (not events or self._due())):
+                self._wake()
         return self._finish()
+
+    def _due(self) -> bool:
+        """A deadline has passed (poll returned with events at the same moment)."""
+        return self._timeout_ms() == 0
 
     def _timeout_ms(self) -> Optional[int]:
         due = [d for d in (self.machine.next_deadline(), self.redraw_at) if d is not None]
@@ -565,7 +574,7 @@ class Loop:
         """Read pipe *fd* of program *name* into gsup's stdout (*target* 1) or stderr (2)."""
         os.set_blocking(fd, False)
         spec = self.machine.programs[name].spec if name in self.machine.programs else None
-        prefix: Callable[[Line], bytes]
+        prefix: Union[Prefixer, JsonLines]
         if self.plan.json_lines:
             prefix = JsonLines(label or name, "stdout" if target == 1 else "stderr", self.clock)
         else:
@@ -693,6 +702,12 @@ class Loop:
         except OSError:
             data = b""
         if data:
+            if not pipe.raw and pipe.ready is None:  # the usual case: the lines, prefixed at once
+                block = pipe.lines.feed_block(data)
+                if block is not None:
+                    if block:
+                        pipe.writer.push(pipe.prefix.block(block))
+                    return
             lines = pipe.lines.feed(data)
             if pipe.raw:
                 pipe.writer.push(data)  # byte for byte: the lines are only read
@@ -783,6 +798,8 @@ class Loop:
             # not push gsup past the platform's deadline.
             self._drain_output(0.5)
             self.sink.use_stream(sys.stderr)  # the report: written whole, after everything else
+            for w in self.writers.values():
+                w.close()
         self._flush_notes()
         return self._outcome()
 

@@ -266,8 +266,7 @@ def test_gsup_status_reads_a_running_a_stopping_and_no_gsup(gsup):
     stopping = run_to_end([GSUP, "status", "--json"], env=env)
     assert stopping.returncode == 1, stopping.stdout
     assert json.loads(stopping.stdout)["stopping"] is True
-    run.send(signal.SIGINT)
-    run.send(signal.SIGINT)
+    run.send(signal.SIGINT)  # not the first stop signal: forwarded, and the child stops with it
     run.finish()
     gone = run_to_end([GSUP, "status", "--health", f"127.0.0.1:{port}"], env=quiet_platform())
     assert gone.returncode == 2 and "unreachable" in gone.stdout

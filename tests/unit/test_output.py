@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
 import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsup.output import JsonLines, Line, LineBuffer, Prefixer
+from gsup.output import JsonLines, Line, LineBuffer, Prefixer, Writer
 
 
 def _split_all(chunks: list[bytes], limit: int) -> list[Line]:
@@ -102,3 +104,72 @@ def test_json_lines_mark_bytes_that_are_not_utf8() -> None:
     assert record["line"] == "ok \ufffd\ufffd"
     assert base64.b64decode(record["base64"]) == b"ok \xff\xfe"
     assert "base64" not in json.loads(JsonLines("w", "stdout")(Line("é".encode())))
+
+
+def _by_lines(chunks: list[bytes], limit: int, prefix: Prefixer) -> bytes:
+    buf = LineBuffer(limit)
+    out = b"".join(prefix(line) for chunk in chunks for line in buf.feed(chunk))
+    rest = buf.flush()
+    return out + (prefix(rest) if rest else b"")
+
+
+def _by_blocks(chunks: list[bytes], limit: int, prefix: Prefixer) -> bytes:
+    """As the loop reads: a block when it can, the lines one by one when a long one is in it."""
+    buf = LineBuffer(limit)
+    out = b""
+    for chunk in chunks:
+        block = buf.feed_block(chunk)
+        if block is None:
+            out += b"".join(prefix(line) for line in buf.feed(chunk))
+        else:
+            out += prefix.block(block) if block else b""
+    rest = buf.flush()
+    return out + (prefix(rest) if rest else b"")
+
+
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"x", b"\n")), max_size=20),
+    st.integers(min_value=1, max_value=16),
+    st.sampled_from(["", "web"]),
+)
+def test_a_block_is_prefixed_as_its_lines_would_be(chunks: list[bytes], limit: int, label: str) -> None:
+    prefix = Prefixer(label, 5, 0, colour=False, timestamps=False)
+    assert _by_blocks(chunks, limit, prefix) == _by_lines(chunks, limit, prefix)
+
+
+def test_a_block_of_lines_shares_one_timestamp() -> None:
+    block = Prefixer("web", 3, 0, colour=False, timestamps=True).block(b"a\nb\n")
+    first, second = block.splitlines()
+    assert re.fullmatch(rb"\S+Z web \| a", first) and second == first[:-1] + b"b"
+
+
+def test_json_block_is_one_object_a_line() -> None:
+    block = JsonLines("web", "stdout", lambda: 1.0).block(b"a\n\xff\n")
+    assert [json.loads(x)["line"] for x in block.splitlines()] == ["a", "\ufffd"]
+
+
+def test_writes_to_a_pipe_end_at_line_ends_and_leave_it_blocking() -> None:
+    """Another writer of the same pipe (gsup's report, another process) never lands inside a line."""
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)  # one page: many small writes
+        writer = Writer(w)
+        numbered = [b"%05d " % i + b"y" * 50 for i in range(500)]  # 56 bytes: no line ends at 4096
+        writer.push(b"".join(line + b"\n" for line in numbered))
+        got = b""
+        for _ in range(10_000):
+            if not writer.wants_write:
+                break
+            writer.write_some()
+            got += os.read(r, 65536)
+            os.write(w, b"FOREIGN\n")
+        got += os.read(r, 65536)
+        assert not writer.wants_write
+        lines = got.splitlines()
+        assert [x for x in lines if x != b"FOREIGN"] == numbered
+        assert lines.count(b"FOREIGN") > 1
+        assert os.get_blocking(w)  # gsup's non-blocking writes went through a description of its own
+        writer.close()
+    finally:
+        os.close(r)
+        os.close(w)
