@@ -7,6 +7,10 @@ already started (its start is not delayed by this), gsup ``execve``s a fresh
 interpreter on the same PID that imports only the core: the plan travels in
 an anonymous memory file, the child stays its child, and the blocked signal
 mask and any pending signal survive the exec, so nothing is lost on the way.
+The signalfd the loop reads is made before the exec and kept open across it
+(a signalfd reads the pending signals of whichever process reads it), so the
+lean process loads neither ctypes nor pickle.py: it unpickles with the C
+``_pickle`` alone.
 
 The new interpreter runs with ``-S`` (no site: less memory, faster start);
 the paths that site computed are handed over with the plan. Its environment
@@ -29,7 +33,6 @@ if __name__ == "__main__":
     # replaces the script's own directory (gsup/) at the head of the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import pickle
 from typing import NamedTuple
 
 from gsup import linux, signals
@@ -50,12 +53,21 @@ def handoff(h: Handoff) -> None:
     """Exec the lean supervisor; returns only if that is impossible."""
     if not sys.executable or os.environ.get("GSUP_NO_HANDOFF"):
         return
+    import pickle
+
     from gsup import spawn
 
     try:
         fd = os.memfd_create("gsup-plan", 0)  # inherited across exec on purpose
     except (AttributeError, OSError):
         return
+    # The loop's signalfd, made here: the lean process need not load ctypes to make one.
+    try:
+        inbox = signals.new_signalfd()
+    except OSError:
+        os.close(fd)
+        return
+    h = h._replace(prepared=h.prepared._replace(inbox_fd=inbox))
     with os.fdopen(os.dup(fd), "wb") as f:
         pickle.dump(h, f, protocol=pickle.HIGHEST_PROTOCOL)
     os.lseek(fd, 0, os.SEEK_SET)
@@ -74,14 +86,18 @@ def handoff(h: Handoff) -> None:
         )
     except OSError:
         os.close(fd)
+        os.close(inbox)
         for d in kept:
             os.set_inheritable(d, False)
 
 
 def main(fd: int) -> int:
     """In the lean process: supervise what the handoff describes."""
+    # The C unpickler alone: pickle.py and what it imports would stay in memory.
+    from _pickle import load
+
     with os.fdopen(fd, "rb") as f:
-        h: Handoff = pickle.load(f)
+        h: Handoff = load(f)
     sys.path[1:1] = [p for p in h.sys_path if p not in sys.path]
     try:
         linux.set_name(b"gsup")

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -145,11 +145,19 @@ class KillLeftovers(NamedTuple):
 
 
 class Note(NamedTuple):
-    """An event for the log."""
+    """An event for the log.
+
+    *message* may be a function that makes the text: the notes about a
+    signal come with its send, and their text is made after the send (``text``).
+    """
 
     kind: str
-    message: str
+    message: Union[str, Callable[[], str]]
     fields: Mapping[str, object] = MappingProxyType({})
+
+    @property
+    def text(self) -> str:
+        return self.message if isinstance(self.message, str) else self.message()
 
 
 class PreStop(NamedTuple):
@@ -173,10 +181,11 @@ Action = Union[
 
 def received_note(sig: int, sender: int, **fields: object) -> Note:
     """The log event for a signal gsup received."""
+    name = signal_name(sig)
     return Note(
         "signal_received",
-        f"received {signal_name(sig)}" + (f" from pid {sender}" if sender else ""),
-        {"signal": signal_name(sig), "sender": sender, **fields},
+        lambda: f"received {name}" + (f" from pid {sender}" if sender else ""),
+        {"signal": name, "sender": sender, **fields},
     )
 
 
@@ -868,17 +877,15 @@ class Lifecycle:
         return self.plan.forward_to is ForwardTo.GROUP and not self.shares_group
 
     def _forward(self, sig: int) -> list[Action]:
-        actions: list[Action] = []
-        for p in self.programs.values():
-            if p.running:
-                actions.append(Send(sig, p.name, self._to_group))
+        names = [p.name for p in self.programs.values() if p.running]
+        actions: list[Action] = [Send(sig, n, self._to_group) for n in names]
         if actions:
-            names = [p.name for p in self.programs.values() if p.running]
+            name, single = signal_name(sig), self.plan.single
             actions.append(
                 Note(
                     "signal_forwarded",
-                    f"forwarded {signal_name(sig)}" + ("" if self.plan.single else f" to {', '.join(names)}"),
-                    {"signal": signal_name(sig), "programs": names},
+                    lambda: f"forwarded {name}" + ("" if single else f" to {', '.join(names)}"),
+                    {"signal": name, "programs": names},
                 )
             )
         return actions

@@ -30,8 +30,9 @@ the mask: ``spawn`` clears it between fork and exec.
 
 The one test hook of gsup lives here too (``open_inbox``).
 
-Imports: the standard library; ``gsup.linux`` (ctypes) only for the inbox,
-so that blocking costs no more than ``import signal``.
+Imports: the standard library; ``gsup.linux`` (ctypes) only to make the
+signalfd, so that blocking costs no more than ``import signal``, and the lean
+process, which gets its signalfd across the exec, never loads ctypes.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import os
 import signal
 import struct
 import sys
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 _FAULTS = {
     signal.SIGSEGV,
@@ -88,17 +89,27 @@ def block_signals() -> set[int]:
 
 
 class SignalInbox:
-    """Blocks every catchable signal and hands them out in order of arrival."""
+    """Blocks every catchable signal and hands them out in order of arrival.
 
-    def __init__(self) -> None:
-        from gsup import linux
+    *fd*: a signalfd for ``CATCHABLE`` made before an exec (``new_signalfd``),
+    adopted; else the inbox makes its own.
+    """
 
-        self._previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
-        try:
-            self.fd = linux.signalfd(CATCHABLE)
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous_mask)
-            raise
+    def __init__(self, fd: Optional[int] = None) -> None:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+        # gsup's own start blocked them all before the fork, and the lean
+        # process inherits that mask: then there is nothing to restore at the
+        # close, which is on the exit path.
+        self._restore = None if CATCHABLE.issubset(previous) else previous
+        if fd is not None:
+            os.set_inheritable(fd, False)
+            self.fd = fd
+        else:
+            try:
+                self.fd = new_signalfd()
+            except BaseException:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                raise
         self._pid = os.getpid()
 
     def read(self) -> list[Received]:
@@ -124,12 +135,8 @@ class SignalInbox:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-            # gsup's own start blocked them all before the fork, and the lean
-            # process inherits that mask: then there is nothing to restore,
-            # and not asking saves the exit path a tenth of a millisecond
-            # (the answer comes back as a set of enums).
-            if not CATCHABLE.issubset(self._previous_mask):
-                signal.pthread_sigmask(signal.SIG_SETMASK, self._previous_mask)
+            if self._restore is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, self._restore)
 
     def __enter__(self) -> SignalInbox:
         return self
@@ -152,7 +159,14 @@ class _FaultyInbox(SignalInbox):
 TEST_FAULT = "gsup_test_fault"
 
 
-def open_inbox() -> SignalInbox:
+def new_signalfd() -> int:
+    """A non-blocking, close-on-exec signalfd for every catchable signal."""
+    from gsup import linux
+
+    return linux.signalfd(CATCHABLE)
+
+
+def open_inbox(fd: Optional[int] = None) -> SignalInbox:
     """The signal inbox of one supervision.
 
     TEST HOOK, the only one in gsup: with the interpreter option ``-X
@@ -164,8 +178,8 @@ def open_inbox() -> SignalInbox:
     and no variable of a user's environment can set it.
     """
     if sys._xoptions.get(TEST_FAULT) == "signal":
-        return _FaultyInbox()
-    return SignalInbox()
+        return _FaultyInbox(fd)
+    return SignalInbox(fd)
 
 
 def reset_for_child() -> None:

@@ -96,10 +96,13 @@ class Prepared(NamedTuple):
     health_fd: Optional[int] = None
     #: A single command with ``--ready log=``: the read ends of its stdout and stderr.
     pipes: tuple[int, ...] = ()
+    #: The signalfd the loop reads, made before an exec into the lean process.
+    inbox_fd: Optional[int] = None
 
     def descriptors(self) -> tuple[int, ...]:
         """What must survive the exec into the lean process."""
-        return (*((self.health_fd,) if self.health_fd is not None else ()), *self.pipes)
+        fds = (self.health_fd, *self.pipes, self.inbox_fd)
+        return tuple(fd for fd in fds if fd is not None)
 
 
 def supervise(plan: Plan, sink: Sink, clock: Clock = time.monotonic) -> Outcome:
@@ -176,7 +179,7 @@ def prepare(plan: Plan, clock: Clock = time.monotonic) -> Prepared:
 
 def run(plan: Plan, sink: Sink, prepared: Prepared, clock: Clock = time.monotonic) -> Outcome:
     """Supervise *plan* from what ``prepare`` did, to the end."""
-    with open_inbox() as inbox:
+    with open_inbox(prepared.inbox_fd) as inbox:
         loop = Loop(plan, sink, clock, inbox, prepared)
         try:
             return loop.run()
@@ -334,6 +337,7 @@ class Loop:
         now = self.clock()
         shared = self.machine.shares_group
         self.deferring = True  # every signal of the batch goes out before a word about any
+        acted = False
         for rec in self.inbox.read():
             if rec.signo != signal.SIGCHLD:  # exits are collected by _reap, on every wake-up
                 self._act(
@@ -341,7 +345,12 @@ class Loop:
                         rec.signo, now, delivered=shared and rec.from_kernel, sender=rec.sender
                     )
                 )
+                acted = True
         self.deferring = False
+        if acted:
+            # A program just signalled may be waiting for this CPU (two cores, a busy
+            # node): it runs its handler now, gsup's log lines about it after.
+            os.sched_yield()
         self._flush_notes()
 
     def _reap(self) -> None:
@@ -434,7 +443,7 @@ class Loop:
     def _flush_notes(self) -> None:
         notes, self.notes = self.notes, []
         for note in notes:
-            self.sink.event(note.kind, note.message, **note.fields)
+            self.sink.event(note.kind, note.text, **note.fields)
 
     def _send(self, action: Send) -> None:
         pid = self.machine.programs[action.name].pid

@@ -114,9 +114,10 @@ def parse_stop_signal(text: str) -> signal.Signals:
     return sig
 
 
+#: Each signal's name by number, made once: a signal's log line is built on the way to its send.
+_NAMES = {int(s): s.name for s in signal.Signals}
+
+
 def signal_name(sig: int) -> str:
     """``SIGTERM`` for 15; the number as text for a signal Python cannot name."""
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return str(sig)
+    return _NAMES.get(sig) or str(sig)

@@ -36,3 +36,26 @@ def test_idle_gsup_never_wakes_up(gsup):
     assert after == before, f"(voluntary, involuntary, ticks) {before} -> {after}"
     run.send(signal.SIGTERM)
     assert run.finish() == 0
+
+
+@pytest.mark.timeout(30)
+def test_the_supervising_process_is_the_lean_one(gsup):
+    """After the handover gsup is a ``-S`` interpreter named gsup that never loaded ctypes
+    (its signalfd came across the exec), nor typer, click or rich."""
+    run = gsup(["--grace", "1s"], child=[])
+    run.out.expect(r"^ready pid=")
+    pid = run.status()["Pid"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the handover: the exec comes after the child started
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        if any(a.endswith(b"lean.py") for a in argv):
+            break
+        time.sleep(0.01)
+    assert b"-S" in argv and any(a.endswith(b"lean.py") for a in argv), argv
+    assert run.status()["Name"] == "gsup"
+    with open(f"/proc/{pid}/maps") as f:
+        loaded = {line.split()[-1].rsplit("/", 1)[-1] for line in f if "/" in line}
+    assert not [name for name in loaded if name.startswith("_ctypes")], sorted(loaded)
+    run.send(signal.SIGTERM)
+    assert run.finish() == 0
