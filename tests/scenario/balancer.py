@@ -10,7 +10,9 @@
   when it is cut), instead of haproxy hiding it by trying another server.
 
 Server states are read from the stats socket (``show stat``); every wait
-polls it with a deadline. haproxy is stopped by pid.
+polls it with a deadline, and ``watch`` keeps a timeline of each server's
+changes (to tell how long after an instance's SIGTERM haproxy stopped
+routing to it). haproxy is stopped by pid.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 from lostwork import Lines, _end, free_port, select_wait
 
@@ -38,6 +42,9 @@ defaults
     timeout connect 1s
     timeout client 10s
     timeout server 10s
+    # A check fails at once on a refused connection or a 503; a slow answer
+    # (a busy machine) gets a second before it counts as a failure.
+    timeout check 1s
     # A failed connection is not tried again, on this server or another one.
     retries 0
 
@@ -73,6 +80,9 @@ class Haproxy:
             )
             assert self.proc.stdout is not None
             self.log = Lines(self.proc.stdout)
+            self.changes: list[tuple[float, str, str]] = []  # (monotonic time, server, new status)
+            self._watching = threading.Event()
+            self._watcher: Optional[threading.Thread] = None
             if self._wait_answering(timeout=10):
                 return
             _end(self.proc)
@@ -144,11 +154,40 @@ class Haproxy:
         self.command(f"enable server {BACKEND}/{name}")
         self.wait_state(name, "UP", "L7OK", timeout)
 
+    def watch(self, every: float = 0.01) -> None:
+        """From now on, note each server's status changes in ``changes`` (polled every *every* s)."""
+
+        def run() -> None:
+            last: dict[str, str] = {}
+            while not self._watching.wait(every):
+                try:
+                    stats = self.stats()
+                except OSError:
+                    return  # haproxy is gone
+                now = time.monotonic()
+                for name, row in stats.items():
+                    if last.get(name) != row["status"]:
+                        last[name] = row["status"]
+                        self.changes.append((now, name, row["status"]))
+
+        self._watcher = threading.Thread(target=run, daemon=True)
+        self._watcher.start()
+
+    def left_rotation(self, name: str, since: float) -> Optional[float]:
+        """Seconds from *since* until server *name* was seen not UP (None: it never was)."""
+        for when, server, status in list(self.changes):
+            if server == name and when >= since and status != "UP":
+                return when - since
+        return None
+
     def retire(self, name: str) -> None:
         """Take server *name* out of the rotation for good (the platform deregisters it)."""
         self.command(f"set server {BACKEND}/{name} state maint")
 
     def stop(self) -> None:
+        self._watching.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)  # with -db: stop now
             try:

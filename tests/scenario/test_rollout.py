@@ -30,6 +30,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class Instance:
     name: str  # its server's name in haproxy
     pid1: Pid1
     stop: Optional[Stop] = None
+    stop_requested: float = 0.0  # monotonic time of the platform's SIGTERM
     error: Optional[BaseException] = None
 
 
@@ -131,6 +133,7 @@ class Rollout:
 
         def run() -> None:
             try:
+                instance.stop_requested = time.monotonic()
                 instance.stop = instance.pid1.stop_like_platform(PLATFORM_DEADLINE, signal.SIGTERM)
                 self.balancer.retire(instance.name)
             except BaseException as e:  # handed to the test's thread, which raises it
@@ -209,6 +212,7 @@ def test_rolling_update_behind_haproxy(
     rollout = Rollout(fe, key, redis_server, balancer, tmp_path)
     try:
         a = rollout.start("A")
+        balancer.watch()
         load = rollout.load = SteadyLoad(balancer.port, total=TOTAL, interval=INTERVAL, mark_at=ROLLOUT_AT)
         load.start()
         assert load.marked.wait(20), "the load did not get going"
@@ -227,8 +231,14 @@ def test_rolling_update_behind_haproxy(
 
     counted = int(redis_server.command("GET", key) or 0)  # type: ignore[call-overload]
     failures = ", ".join(f"{n} {what}" for what, n in sorted(load.outcomes.items()) if what != "200")
+
+    def out_after(i: Instance) -> str:
+        seconds = balancer.left_rotation(i.name, i.stop_requested)
+        return "never" if seconds is None else f"{seconds:.2f}s"
+
     stops = "; ".join(
-        f"{i.name} {i.stop.seconds:.2f}s{' SIGKILLed' if i.stop.platform_killed else ''}"
+        f"{i.name} out of rotation {out_after(i)}, ended {i.stop.seconds:.2f}s"
+        + (" SIGKILLed" if i.stop.platform_killed else "")
         for i in (a, b)
         if i.stop is not None
     )
@@ -236,7 +246,7 @@ def test_rolling_update_behind_haproxy(
         f"rollout behind {frontend:<26} run {run}: sent {load.sent}  200 {load.accepted:4d}  "
         f"failed {load.failed:3d}  counter {counted:4d}  lost {load.accepted - counted:3d}   "
         f"(failures: {failures or 'none'}; served A/B/A' {served['A']}/{served['B']}/{served['A2']}; "
-        f"stops {stops}; update over at request {rollout_done_at})"
+        f"after SIGTERM: {stops}; update over at request {rollout_done_at})"
     )
     details = "\n".join(
         f"{i.name} stderr:\n{i.pid1.stderr()}\n{i.name} stdout:\n{i.pid1.out.text()}"
