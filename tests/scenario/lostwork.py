@@ -7,7 +7,9 @@
   ``stop_like_platform`` does what an orchestrator does: SIGTERM to PID 1,
   and SIGKILL (which takes the whole namespace down) if it is still there at
   the deadline.
-- ``SteadyLoad``: requests on loopback at a fixed rate, counting the 200s.
+- ``SteadyLoad``: requests on loopback at a fixed rate, counting the 200s
+  and what the others got (a status, or the error of a connection).
+- ``no_exec_shell``: a command behind ``sh -c`` that stays PID 1.
 - ``Lines``: a process's output, collected by a thread, to wait on.
 
 Nothing here sleeps to wait for something: waits are on lines, events and
@@ -19,12 +21,14 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +49,16 @@ def load_example_module(name: str) -> ModuleType:
 
 
 resp = load_example_module("resp")
+
+
+def no_exec_shell(command: list[str]) -> list[str]:
+    """``sh -c 'CMD'`` where the shell stays PID 1 and CMD its child.
+
+    Some shells ``exec`` the last command of ``-c`` themselves (bash, some
+    dash builds); the trailing ``exit $?`` keeps every shell waiting, which
+    is what entrypoint scripts that do setup first look like.
+    """
+    return ["sh", "-c", f"{shlex.join(command)}; exit $?"]
 
 
 def free_port() -> int:
@@ -251,14 +265,16 @@ def select_wait(seconds: float) -> None:
 class SteadyLoad(threading.Thread):
     """*total* GET requests to ``/``, one every *interval* seconds, each on a new connection.
 
-    ``accepted`` counts complete ``200 accepted`` answers; ``marked`` is set
-    once *mark_at* requests have been sent (the middle of the load).
+    ``accepted`` counts complete ``200 accepted`` answers; ``outcomes`` counts
+    every request by what it got (``"200"``, ``"503"``, ``"ConnectionResetError"``);
+    ``marked`` is set once *mark_at* requests have been sent (the middle of the load).
     """
 
     def __init__(self, port: int, *, total: int, interval: float, mark_at: int) -> None:
         super().__init__(daemon=True)
         self.port, self.total, self.interval, self.mark_at = port, total, interval, mark_at
         self.accepted = self.failed = self.sent = 0
+        self.outcomes: Counter[str] = Counter()
         self.marked = threading.Event()
         self._abort = threading.Event()
         self._lock = threading.Lock()
@@ -284,11 +300,14 @@ class SteadyLoad(threading.Thread):
             conn.request("GET", "/")
             answer = conn.getresponse()
             ok = answer.status == 200 and answer.read() == b"accepted\n"
-        except (OSError, http.client.HTTPException):
+            outcome = str(answer.status)
+        except (OSError, http.client.HTTPException) as e:
             ok = False
+            outcome = type(e).__name__
         finally:
             conn.close()
         with self._lock:
+            self.outcomes[outcome] += 1
             if ok:
                 self.accepted += 1
             else:

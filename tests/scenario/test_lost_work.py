@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import sys
 import uuid
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from lostwork import EXAMPLES, Pid1, RedisServer, SteadyLoad
+from lostwork import EXAMPLES, Pid1, RedisServer, SteadyLoad, no_exec_shell
 
 pytestmark = [pytest.mark.scenario, pytest.mark.usefixtures("pid_namespaces")]
 
@@ -48,16 +47,6 @@ WORK_SECONDS = 0.3  # each request's work happens this long after its 200
 # (~1.1 s); 300 jobs last ~11 s, so a SIGKILL at the deadline (~4.1 s) is
 # mid-stream.
 JOBS, WORKERS, JOB_SECONDS, JOBS_STOP_AT = 300, 4, 0.15, 30
-
-
-def no_exec_shell(command: list[str]) -> list[str]:
-    """``sh -c 'CMD'`` where the shell stays PID 1 and CMD its child.
-
-    Some shells ``exec`` the last command of ``-c`` themselves (bash, some
-    dash builds); the trailing ``exit $?`` keeps every shell waiting, which
-    is what entrypoint scripts that do setup first look like.
-    """
-    return ["sh", "-c", f"{shlex.join(command)}; exit $?"]
 
 
 def counter_argv(frontend: str, key: str, redis: RedisServer) -> list[str]:
