@@ -18,8 +18,6 @@ routing to it). haproxy is stopped by pid.
 from __future__ import annotations
 
 import csv
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -27,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from lostwork import Lines, _end, free_port, select_wait
+from lostwork import Lines, _end, free_port, select_wait, terminate
 
 BACKEND = "app"
 CHECK = "check inter 100ms fall 1 rise 1"  # fast, so that a test's rolling update takes seconds
@@ -188,11 +186,4 @@ class Haproxy:
         self._watching.set()
         if self._watcher is not None:
             self._watcher.join(5)
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # with -db: stop now
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        _end(self.proc)
-        self.log.join()
+        terminate(self.proc, self.log)  # with -db, SIGTERM stops haproxy at once

@@ -128,6 +128,18 @@ def _end(proc: subprocess.Popen[bytes], pids: tuple[int, ...] = ()) -> None:
     proc.wait(timeout=10)
 
 
+def terminate(proc: subprocess.Popen[bytes], log: threading.Thread) -> None:
+    """A server's end: SIGTERM, up to 10 s to exit, SIGKILL after; then its log reader's end."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    _end(proc)
+    log.join()
+
+
 class RedisServer:
     """``redis-server`` on a free loopback port, without persistence."""
 
@@ -170,14 +182,7 @@ class RedisServer:
             return r.command(*args)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        _end(self.proc)
-        self.log.join()
+        terminate(self.proc, self.log)
 
 
 @dataclass(frozen=True)
