@@ -369,11 +369,14 @@ def compile_gsup(gsup: Wrapper) -> str:
     with open(gsup.argv[0], "rb") as f:
         first = f.readline()
     interpreter = first[2:].decode().strip().split()[0] if first.startswith(b"#!") else sys.executable
-    where = subprocess.run(  # -I: the gsup the script imports, not the one in the current directory
-        [interpreter, "-I", "-c", "import gsup, os; print(os.path.dirname(gsup.__file__))"],
+    # The gsup the script imports: the same environment (PYTHONPATH too, as the
+    # console script sees it), from a directory that holds no gsup of its own.
+    where = subprocess.run(
+        [interpreter, "-c", "import gsup, os; print(os.path.dirname(gsup.__file__))"],
         capture_output=True,
         text=True,
         timeout=60,
+        cwd="/",
     )
     if where.returncode != 0:
         return f"not compiled: gsup not importable ({where.stderr.strip()[-200:]})"
