@@ -1404,8 +1404,18 @@ def bench_many(
 PACKAGE_DIR: list[str] = []
 
 
+#: ``revision()``'s answer, taken once when the measuring starts.
+_REVISION: list[str] = []
+
+
 def revision() -> str:
-    """The commit of the tree measured (gsup runs from it: an editable install)."""
+    """The commit of the tree measured (gsup runs from it: an editable install).
+
+    Asked once, before the first measurement: what the tree was when it was
+    measured, whatever is edited while the run goes on.
+    """
+    if _REVISION:
+        return _REVISION[0]
     tree = os.path.dirname(PACKAGE_DIR[0]) if PACKAGE_DIR else str(ROOT)
     try:
         out = subprocess.run(
@@ -1417,7 +1427,8 @@ def revision() -> str:
         )
     except (OSError, subprocess.TimeoutExpired):
         return "?"
-    return out.stdout.strip() or "?"
+    _REVISION.append(out.stdout.strip() or "?")
+    return _REVISION[0]
 
 
 def machine() -> dict[str, str]:
@@ -2638,6 +2649,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if gsup and shebang_is_python(gsup.argv[0]):
         rep.bytecode = compile_gsup(gsup)
         log(f"gsup bytecode: {rep.bytecode}")
+    log(f"measuring the tree at {revision()}")
     res: dict[str, Any] = {"load": {}}
 
     @contextlib.contextmanager
