@@ -47,6 +47,7 @@ import contextlib
 import ctypes
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -740,12 +741,12 @@ def bench_serve(
     jobs: list[tuple[str, Callable[[], None]]] = []
     for w in everyone:
         res = results[w.name]
-        jobs.append((w.name, lambda w=w, res=res: serve_session(w, signals, res)))
+        jobs.append((w.name, functools.partial(serve_session, w, signals, res)))
         if w.name != LOGGING:
-            jobs.append((w.name, lambda w=w, res=res: early_signal_session(w, res)))
-            jobs.append((w.name, lambda w=w, res=res: early_exit_session(w, res)))
+            jobs.append((w.name, functools.partial(early_signal_session, w, res)))
+            jobs.append((w.name, functools.partial(early_exit_session, w, res)))
     for name, argv in FLOORS.items():
-        jobs.append((name, lambda argv=argv, name=name: floor_memory(argv, floors[name])))
+        jobs.append((name, functools.partial(floor_memory, argv, floors[name])))
     for r in range(rounds):
         log(f"memory/forwarding/exit: round {r + 1}/{rounds}")
         for key, job in rotated(jobs, r):
@@ -884,26 +885,17 @@ def bare_start_session() -> float:
 def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
     """SIGUSR1 to gsup *offset* s after its spawn; what became of it.
 
-    Until the offset the harness polls gsup's blocked mask (when were all
-    catchable signals blocked); then it sends the signal and, every
-    millisecond until the child's byte comes, looks for gsup's signal inbox
-    (the end of the handover). The child (``helper.py serve``) sets its
-    handler before it writes READY, so the byte can come before that line
-    or after it: the byte is a newline (SIGUSR1 is 10) that ends no line.
+    From the spawn on, one loop watches: gsup's blocked mask every
+    ``MASK_POLL_S`` until all catchable signals are blocked; once they are,
+    gsup's descriptors every millisecond for its signal inbox (the end of the
+    handover); the output, for the child's READY and the signal's byte. At
+    *offset* it sends the signal. The child (``helper.py serve``) sets its
+    handler before it writes READY, so the byte can come before that line or
+    after it: the byte is a newline (SIGUSR1 is 10) that ends no line.
     """
     out: dict[str, Any] = {"offset": offset, "blocked": None, "ready": None, "inbox": None, "arrived": None}
     t0 = time.monotonic()
     with Proc(gsup.cmd(*HELPER_ARGV, "serve")) as p:
-        while (now := time.monotonic()) < t0 + offset:
-            if out["blocked"] is None and all_blocked(p.pid):
-                out["blocked"] = now - t0
-            time.sleep(min(MASK_POLL_S, max(0.0, t0 + offset - now)))
-        out["blocked_at_send"] = all_blocked(p.pid)
-        sent = time.monotonic()
-        os.kill(p.pid, signal.SIGUSR1)
-        out["sent"] = sent - t0
-        if out["blocked"] is None and out["blocked_at_send"]:
-            out["blocked"] = sent - t0
         assert p.popen.stdout is not None
         fd = p.popen.stdout.fileno()
         poller = select.poll()
@@ -911,15 +903,42 @@ def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
         poller.register(p.pidfd, select.POLLIN)
         buf = b""
         child = 0
-        deadline = sent + 10
-        while out["arrived"] is None or out["ready"] is None:
+        sent: Optional[float] = None
+        next_inbox = t0
+        deadline = t0 + offset + 10
+        while sent is None or out["arrived"] is None or out["ready"] is None:
             now = time.monotonic()
-            if out["inbox"] is None and inbox_open(p.pid):
-                out["inbox"] = now - t0
+            if sent is None and now >= t0 + offset:
+                out["blocked_at_send"] = all_blocked(p.pid)
+                sent = time.monotonic()
+                os.kill(p.pid, signal.SIGUSR1)
+                out["sent"] = sent - t0
+                if out["blocked"] is None and out["blocked_at_send"]:
+                    out["blocked"] = sent - t0
+                continue
+            if out["blocked"] is None and sent is None and all_blocked(p.pid):
+                out["blocked"] = now - t0
+            if out["blocked"] is not None and out["inbox"] is None and now >= next_inbox:
+                if inbox_open(p.pid):
+                    out["inbox"] = now - t0
+                next_inbox = now + 0.001
             if now > deadline:
                 out["outcome"] = "lost"
                 return out
-            events = dict(poller.poll(1))
+            if sent is None and out["blocked"] is None:
+                events = dict(poller.poll(0))
+                if not events:
+                    time.sleep(min(MASK_POLL_S, max(0.0, t0 + offset - now)))
+                    continue
+            elif sent is None and t0 + offset - now < 0.001:  # the offset is near: to the microsecond
+                time.sleep(max(0.0, t0 + offset - now))
+                continue
+            else:
+                wake = min(
+                    next_inbox if out["inbox"] is None else now + 0.001,
+                    t0 + offset if sent is None else now + 0.001,
+                )
+                events = dict(poller.poll(max(0, math.ceil((wake - now) * 1000))))
             now = time.monotonic()
             if fd in events:
                 data = os.read(fd, 4096)
@@ -949,6 +968,7 @@ def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
                 else:
                     out["outcome"] = f"gsup exited {code} (the child killed by the signal?)"
                 return out
+        assert sent is not None
         out["outcome"] = "arrived"
         if out["inbox"] is None and inbox_open(p.pid):
             out["inbox"] = time.monotonic() - t0
@@ -1197,13 +1217,13 @@ def supervisor_usage(root: int, *, full: bool) -> dict[str, float]:
             if not os.path.basename(proc.exe()).startswith("python"):
                 continue
             if full:
-                info = proc.memory_full_info()
-                uss += info.uss
+                full_info = proc.memory_full_info()
+                rss += full_info.rss
+                uss += full_info.uss
                 times = proc.cpu_times()
                 cpu += times.user + times.system
             else:
-                info = proc.memory_info()
-            rss += info.rss
+                rss += proc.memory_info().rss
             count += 1
         except psutil.Error:
             continue
@@ -1682,9 +1702,10 @@ def render_window(rep: Report, win: dict[str, Any], cfg: dict[str, Any], load_no
         "its spawn; the child sets its handler before it writes READY, so a byte that comes "
         "before READY is counted too. *Handover over* is when gsup's lean process had opened "
         "its signal inbox (a signalfd among its descriptors, looked for every millisecond "
-        "after the sending); *past the handover* is the byte's arrival minus the later of the "
-        "sending and that moment. "
-        f"{nrounds(cfg['window_rounds'])}; medians, worst in brackets." + load_note,
+        "once the mask is set); *READY* is when the child's line came; *past the handover* "
+        "is the byte's arrival minus the later of the "
+        "sending and that moment. The signal goes out within a few microseconds of its "
+        f"offset. {nrounds(cfg['window_rounds'])}; medians, worst in brackets." + load_note,
         "",
     )
     rows = []
@@ -2083,9 +2104,11 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         render_window(rep, win, cfg, load("window"))
 
     # 6. reaping
-    reap = res.get("reap")
+    reap: Any = res.get("reap")
     rep.add("## 6. Zombie reaping as PID 1", "")
-    if isinstance(reap, str):
+    if reap is None:
+        rep.add("Not measured.", "")
+    elif isinstance(reap, str):
         rep.add(f"Not measured: {reap}.", "")
         rep.target("r", "reaping", reap, "—", "—", None)
     else:
@@ -2122,9 +2145,9 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             runs = reap[name]["runs"]
             last = [r["last_exit_s"] for r in runs]
             gone = [r["gone_s"] for r in runs]
-            lag = [r["gone_s"] - r["last_exit_s"] for r in runs]
-            rate = [n / r["gone_s"] for r in runs]
-            drain = drains(runs)
+            lag_n = [r["gone_s"] - r["last_exit_s"] for r in runs]
+            rate_n = [n / r["gone_s"] for r in runs]
+            drain_n = drains(runs)
             zmax = [r["max_zombies"] for r in runs]
             zlast = [r["zombies_at_last_exit"] for r in runs]
             rows.append(
@@ -2132,14 +2155,14 @@ def render(rep: Report, res: dict[str, Any]) -> str:
                     f"`{shown[name]}`",
                     ms(median(last), 0),
                     ms(median(gone), 0),
-                    ms(median(lag), 0),
-                    ms(p90(lag), 0),
+                    ms(median(lag_n), 0),
+                    ms(p90(lag_n), 0),
                     f"{median(zmax):,.0f} / {max(zmax):,}" if zmax else "—",
                     f"{median(zlast):,.0f}" if zlast else "—",
-                    f"{median(rate):,.0f}" if rate else "—",
-                    ratio(median(rate), tini_rate),
-                    f"{median(drain):,.0f}" if drain else "—",
-                    ratio(median(drain), tini_drain),
+                    f"{median(rate_n):,.0f}" if rate_n else "—",
+                    ratio(median(rate_n), tini_rate),
+                    f"{median(drain_n):,.0f}" if drain_n else "—",
+                    ratio(median(drain_n), tini_drain),
                 ]
             )
         rep.table(
@@ -2392,7 +2415,9 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         "again; *USS* does not), *peak* the largest sum sampled every 0.25 s while the lines "
         "flowed; *CPU* is their user + system time from their start to the last line. *Per "
         f"program* and *per line* are the slopes from {counts[0]} to {counts[-1]} programs. "
-        f"{nrounds(cfg['many_rounds'])}, medians; lost and broken lines summed over the rounds."
+        "A *split* line is a broken one as in §9 (its bytes not exactly one payload line "
+        "after the prefix: a line cut, or two programs' lines mixed); *lost* as in §9. "
+        f"{nrounds(cfg['many_rounds'])}, medians; lost and split lines summed over the rounds."
         + load("many"),
         "",
     )
@@ -2434,7 +2459,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             "processes",
             "CPU s",
             "lines lost",
-            "lines broken",
+            "lines split",
         ],
         rows,
     )
@@ -2463,9 +2488,9 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         per = slopes.get("gsup")
         rep.target(
             "5",
-            f"many programs: no line lost or broken "
+            f"many programs: no line lost or split "
             f"({', '.join(map(str, counts))} programs {X} {lines:,} lines)",
-            f"{lost} lost, {broken} broken of {sum(r['whole'] for r in gruns) + lost:,}; "
+            f"{lost} lost, {broken} split of {sum(r['whole'] for r in gruns) + lost:,}; "
             + (
                 f"{counts[-1]} programs: {mib(median([r['rss'] for r in top]))} MiB, "
                 f"{median([r['cpu'] for r in top]):.2f} s CPU"
@@ -2480,7 +2505,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
 
     # the document
     body = rep.lines
-    m = machine()
+    mach = machine()
     load_after = os.getloadavg()
     elapsed = time.monotonic() - rep.started
     versions = ", ".join(f"{w.name} {w.version} (`{w.shown}`)" for w in rep.wrappers)
@@ -2495,16 +2520,16 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         "",
         "    python bench/run.py --output docs/benchmarks.md",
         "",
-        f"This run: `python bench/run.py {' '.join(rep.args.argv_shown)}`".rstrip() + ", "
+        f"This run: `{' '.join(['python', 'bench/run.py', *rep.args.argv_shown])}`, "
         f"{datetime.date.today().isoformat()}, {elapsed:.0f} s"
         + (" (**--quick: too few rounds to quote**)" if rep.args.quick else "")
         + ".",
         "",
         "## Machine",
         "",
-        f"- CPU: {m['cpu']}; memory {m['memory']}",
-        f"- Kernel: {m['kernel']}",
-        f"- Python: {m['python']} — the interpreter of gsup, of the floors and of the "
+        f"- CPU: {mach['cpu']}; memory {mach['memory']}",
+        f"- Kernel: {mach['kernel']}",
+        f"- Python: {mach['python']} — the interpreter of gsup, of the floors and of the "
         "benchmark's child helper",
         f"- Wrappers: {versions}; gsup from the work tree at `{revision()}`; its bytecode {rep.bytecode}",
         f"- Anchors of the many-programs mode (§9, §10): {', '.join(anchors)}; found in "
