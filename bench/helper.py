@@ -12,7 +12,9 @@ Modes:
     to stdout through ``signal.set_wakeup_fd``: the harness times the read, so
     no Python code runs between the signal's arrival and the byte. A byte on
     stdin makes it write ``EXIT <time.monotonic()>`` and ``_exit(0)`` at once;
-    EOF on stdin makes it exit quietly.
+    EOF on stdin makes it exit quietly. The handler is set before READY is
+    written, so a signal forwarded early (gsup's start-up window) writes its
+    byte, a newline, before the READY line; the harness tells the two apart.
 ``ignore-term``
     Like ``serve``, with SIGTERM ignored (the escalation benchmark).
 ``orphans N``

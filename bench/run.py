@@ -1,26 +1,38 @@
-"""Benchmark gsup against tini, dumb-init and catatonit, and write docs/benchmarks.md.
+"""Benchmark gsup against tini, dumb-init and catatonit (and honcho, supervisord), write docs/benchmarks.md.
 
     python bench/run.py [--quick] [--rounds N] [--output FILE]
 
-Measures, for gsup and every anchor found on PATH (missing ones are skipped
-and named in the report), in interleaved rounds (each round runs every
-wrapper once, in an order rotated from round to round), median and p90 of:
+Measures, for gsup and every anchor found (missing ones are skipped and
+named in the report), in interleaved rounds (each round runs every wrapper
+once, in an order rotated from round to round), median and p90 of:
 
 1. start overhead: ``WRAPPER -- true`` against ``true``, ``python3 -c pass``
-   and ``python3 -c 'import typer'``;
-2. RSS and USS of the supervising process while its child sleeps;
+   and ``python3 -c 'import typer'``; what gsup imports, and when;
+2. RSS and USS of the supervising process while its child sleeps, against
+   sleeping interpreters (``python3 -I -S`` among them); the modules gsup's
+   lean process holds and the RSS each adds (replayed in a fresh
+   ``python3 -I -S``);
 3. signal forwarding latency (SIGUSR1 to the wrapper, byte from the child),
-   minus the same signal sent straight to the child;
-4. exit propagation, from the child's ``_exit`` to the wrapper's exit;
-5. zombie reaping as PID 1 of a PID namespace: N orphans released at once;
-6. idle cost: context switches and CPU time over an idle period;
-7. escalation precision of ``gsup --grace 1`` (gsup only);
-8. prefixed-output throughput of the many-programs mode, honcho as anchor.
+   minus the same signal sent straight to the child: in the steady state
+   (``SETTLE_S`` after the child is ready) and at the child's READY;
+4. exit propagation, from the child's exit to the wrapper's, both seen in
+   one session: steady state and at READY;
+5. gsup's start-up window: spawn until every signal is blocked (against
+   ``python3 -c pass``), and SIGUSR1 at offsets after the spawn: arrived or
+   not, latency, and how long past the handover to the lean process;
+6. zombie reaping as PID 1 of a PID namespace: N orphans released at once;
+7. idle cost: context switches and CPU time over an idle period;
+8. escalation precision of ``gsup --grace 1`` (gsup only);
+9. prefixed-output throughput of the many-programs mode against a raw pipe,
+   honcho and supervisord, with lost and broken lines counted;
+10. many programs (1, 10, 50): RSS and CPU time of the supervisor's own
+    processes, per program and per line, and lost or broken lines.
 
-Then it marks every target of issue 6 met or not. ``--quick`` is the CI smoke
-run: every measurement with very few rounds, well under a minute, exit 0
-whenever the harness works, no timing assertions; it writes to a temporary
-file unless ``--output`` is given.
+Then it marks every target met or not, each against its reference in the
+same run. ``--quick`` is the CI smoke run: every measurement with very few
+rounds, well under two minutes, exit 0 whenever the harness works (missing
+anchors are skipped), no timing assertions; it writes to a temporary file
+unless ``--output`` is given.
 
 Every process it starts is killed by pid (with the descendants found by
 psutil) in a ``finally``; every wait has a timeout; the harness is a child
@@ -30,16 +42,19 @@ subreaper, so nothing it started can escape it. Standard library + psutil.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import ctypes
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
 import platform
 import re
 import select
+import shlex
 import shutil
 import signal
 import statistics
@@ -62,15 +77,27 @@ HELPER_ARGV = (PY, "-I", "-S", HELPER)
 MiB = 1024 * 1024
 X = "\N{MULTIPLICATION SIGN}"
 
-# Targets of issue 6.
-START_RATIO = 1.3
-MEMORY_RATIO = 1.5
-ADDED_MEDIAN_S = 0.001
-ADDED_P90_S = 0.003
+#: The steady state: signals and the child's exit are sent this long after the
+#: child reported ready, when gsup's handover to its lean process is over.
+SETTLE_S = 0.3
+
+# Targets, each compared with its reference measured in the same run.
+START_RATIO = 1.2  # `gsup -- true` / `python3 -c 'import typer'`
+FORWARD_VS_TINI = 2.0  # forwarding, added median / tini's
+FORWARD_P90_S = 0.0005  # forwarding, added p90
+EXIT_VS_TINI = 2.0  # exit propagation, added median / tini's
+MEMORY_VS_NO_SITE = 1.25  # RSS while supervising / a sleeping `python3 -I -S`
+BLOCKED_VS_BARE = 1.5  # spawn -> every signal blocked / `python3 -c pass`
+#: A signal sent in the start-up window may wait for the handover, and no
+#: longer: its byte comes at most this long after the later of its sending
+#: and the signal inbox's opening (seen by polling gsup's descriptors every
+#: millisecond, so the slack covers that poll and the loop's first turn).
+WINDOW_SLACK_S = 0.002
+WINDOW_OFFSETS_S = (0.005, 0.010, 0.020, 0.040, 0.080, 0.120, 0.160, 0.240)
+OUTPUT_VS_RAW = 0.7  # prefixed output lines/s / the raw pipe's
 REAP_AFTER_LAST_EXIT_S = 1.0
 REAP_RATE_VS_TINI = 0.5
 ESCALATION_S = 0.020
-OUTPUT_VS_HONCHO = 2.0
 
 PAYLOAD = "gsup-bench-payload " + "x" * 44  # 63 characters, 64 bytes a line
 MARKER = b"gsup-bench-payload"
@@ -369,11 +396,14 @@ def compile_gsup(gsup: Wrapper) -> str:
     with open(gsup.argv[0], "rb") as f:
         first = f.readline()
     interpreter = first[2:].decode().strip().split()[0] if first.startswith(b"#!") else sys.executable
-    where = subprocess.run(  # -I: the gsup the script imports, not the one in the current directory
-        [interpreter, "-I", "-c", "import gsup, os; print(os.path.dirname(gsup.__file__))"],
+    # The gsup the script imports: the same environment (PYTHONPATH too, as the
+    # console script sees it), from a directory that holds no gsup of its own.
+    where = subprocess.run(
+        [interpreter, "-c", "import gsup, os; print(os.path.dirname(gsup.__file__))"],
         capture_output=True,
         text=True,
         timeout=60,
+        cwd="/",
     )
     if where.returncode != 0:
         return f"not compiled: gsup not importable ({where.stderr.strip()[-200:]})"
@@ -515,6 +545,7 @@ def import_profile(gsup: Wrapper) -> dict[str, Any]:
         "by_package_ms": by_package(before),
         "modules_before": len(before),
         "modules_held": len(held),
+        "held_names": [n for n, _, ph in last if ph != "after"],
         "held_ms": by_package(held),
         "after_ms": by_package(after),
         "heavy_before": sorted({n.split(".")[0] for n, _ in before} & heavy),
@@ -522,11 +553,13 @@ def import_profile(gsup: Wrapper) -> dict[str, Any]:
     }
 
 
-# -- 2-4. memory, forwarding, exit propagation -----------------------------------
+# -- 2-4. memory, forwarding, exit propagation: the steady state -------------------
 
 HOLD = "import os; os.write(1, b'READY %d\\n' % os.getpid()); os.read(0, 1)"
+NO_SITE = "python3 -I -S (no site)"
 FLOORS = {
     "python3 (bare interpreter)": [PY, "-c", HOLD],
+    NO_SITE: [PY, "-I", "-S", "-c", HOLD],
     "python3 + import typer": [PY, "-c", "import typer; " + HOLD],
 }
 
@@ -539,8 +572,16 @@ class ServeResult:
     via: list[float] = field(default_factory=list)
     direct: list[float] = field(default_factory=list)
     added: list[float] = field(default_factory=list)
-    exit: list[float] = field(default_factory=list)
-    exit_added: list[float] = field(default_factory=list)  # minus the direct run just before
+    exit: list[float] = field(default_factory=list)  # the child's _exit -> the wrapper's exit seen
+    child_exit: list[float] = field(default_factory=list)  # the child's _exit -> the child's exit seen
+    exit_added: list[float] = field(default_factory=list)  # the child's exit seen -> the wrapper's
+    #: gsup: its lean process had its signal inbox open when the first signal was sent.
+    settled: list[bool] = field(default_factory=list)
+    # The start-up window: sent the moment the child reported ready, no settling.
+    early_fwd: list[float] = field(default_factory=list)  # SIGUSR1 to the wrapper -> byte from the child
+    early_fwd_settled: list[bool] = field(default_factory=list)
+    early_exit_added: list[float] = field(default_factory=list)
+    early_exit_settled: list[bool] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -549,46 +590,129 @@ def memory(pid: int) -> tuple[int, int]:
     return info.rss, info.uss
 
 
-def serve_session(w: Optional[Wrapper], signals: int, wait: float, res: ServeResult) -> None:
-    """One wrapper around one ``helper.py serve``: memory, forwarding, exit."""
-    argv = w.cmd(*HELPER_ARGV, "serve") if w else [*HELPER_ARGV, "serve"]
-    with Proc(argv) as p:
-        child = int(p.read_line(20, "READY from the child").split()[1])
-        settle(p.pid)
-        time.sleep(wait)
-        if w is not None:
-            rss, uss = memory(p.pid)
-            res.rss.append(rss)
-            res.uss.append(uss)
-            for k in range(signals):
-                order = [(p.pid, res.via), (child, res.direct)]
-                if k % 2:
-                    order.reverse()
-                pair = {}
-                for target, samples in order:
-                    t0 = time.monotonic()
-                    os.kill(target, signal.SIGUSR1)
-                    byte, seen = p.read_byte(5)
-                    if byte != bytes([signal.SIGUSR1]):
-                        raise MeasureError(f"unexpected byte {byte!r} from the child")
-                    samples.append(seen - t0)
-                    pair[target] = seen - t0
-                    time.sleep(0.002)
-                res.added.append(pair[p.pid] - pair[child])
-            res.rss_after.append(memory(p.pid)[0])
+def inbox_open(pid: int) -> bool:
+    """*pid* holds a signalfd: for gsup, its lean process has opened its signal inbox.
+
+    gsup opens it only in the supervising loop, after the handover, so this
+    marks the end of the start-up window from outside.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[signalfd]":
+                return True
+    return False
+
+
+def is_gsup(w: Wrapper) -> bool:
+    return w.name in ("gsup", LOGGING)
+
+
+def exit_times(p: Proc, child: int) -> tuple[float, float, float]:
+    """Ask the child to ``_exit``: (its time stamp, its exit seen, the wrapper's exit seen).
+
+    Both exits are watched in the same ``poll`` through pidfds (a pidfd turns
+    readable when its process has exited, reaped or not), so the wrapper's
+    share is a difference within one session.
+    """
+    cfd = os.pidfd_open(child)
+    try:
+        poller = select.poll()
+        poller.register(cfd, select.POLLIN)
+        poller.register(p.pidfd, select.POLLIN)
         p.send(b"x")
-        gone = p.wait_exit(10)
-        line = p.read_line(5, "EXIT from the child")
-        if not line.startswith("EXIT "):
-            raise MeasureError(f"unexpected line {line!r}")
-        res.exit.append(gone - float(line.split()[1]))
+        child_gone: Optional[float] = None
+        wrapper_gone: Optional[float] = None
+        deadline = time.monotonic() + 10
+        while child_gone is None or wrapper_gone is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MeasureError("the child or the wrapper still running 10 s after the exit request")
+            events = poller.poll(math.ceil(left * 1000))
+            now = time.monotonic()
+            for fd, _ in events:
+                if fd == cfd and child_gone is None:
+                    child_gone = now
+                    poller.unregister(cfd)
+                elif fd == p.pidfd and wrapper_gone is None:
+                    wrapper_gone = now
+                    poller.unregister(p.pidfd)
+        if child_gone > wrapper_gone:  # cannot be: the wrapper waits for its child
+            child_gone = wrapper_gone
+    finally:
+        os.close(cfd)
+    p.exited_at = wrapper_gone
+    p.popen.wait(timeout=5)
+    line = p.read_line(5, "EXIT from the child")
+    if not line.startswith("EXIT "):
+        raise MeasureError(f"unexpected line {line!r}")
+    return float(line.split()[1]), child_gone, wrapper_gone
 
 
-def floor_memory(argv: Sequence[str], wait: float, res: ServeResult) -> None:
+def forward_once(p: Proc, target: int) -> float:
+    """SIGUSR1 to *target*; the time until the child's byte arrives."""
+    t0 = time.monotonic()
+    os.kill(target, signal.SIGUSR1)
+    byte, seen = p.read_byte(5)
+    if byte != bytes([signal.SIGUSR1]):
+        raise MeasureError(f"unexpected byte {byte!r} from the child")
+    return seen - t0
+
+
+def serve_session(w: Wrapper, signals: int, res: ServeResult) -> None:
+    """One wrapper around one ``helper.py serve``, SETTLE_S after it is ready: memory, forwarding, exit."""
+    with Proc(w.cmd(*HELPER_ARGV, "serve")) as p:
+        child = int(p.read_line(20, "READY from the child").split()[1])
+        time.sleep(SETTLE_S)
+        if is_gsup(w):
+            res.settled.append(inbox_open(p.pid))
+        rss, uss = memory(p.pid)
+        res.rss.append(rss)
+        res.uss.append(uss)
+        for k in range(signals):
+            order = [(p.pid, res.via), (child, res.direct)]
+            if k % 2:
+                order.reverse()
+            pair = {}
+            for target, samples in order:
+                pair[target] = forward_once(p, target)
+                samples.append(pair[target])
+                time.sleep(0.002)
+            res.added.append(pair[p.pid] - pair[child])
+        res.rss_after.append(memory(p.pid)[0])
+        stamp, child_gone, wrapper_gone = exit_times(p, child)
+    res.exit.append(wrapper_gone - stamp)
+    res.child_exit.append(child_gone - stamp)
+    res.exit_added.append(wrapper_gone - child_gone)
+
+
+def early_signal_session(w: Wrapper, res: ServeResult) -> None:
+    """SIGUSR1 to the wrapper the moment the child reports ready: forwarding in the start-up window."""
+    with Proc(w.cmd(*HELPER_ARGV, "serve")) as p:
+        child = int(p.read_line(20, "READY from the child").split()[1])
+        if is_gsup(w):
+            res.early_fwd_settled.append(inbox_open(p.pid))
+        res.early_fwd.append(forward_once(p, p.pid))
+        exit_times(p, child)
+
+
+def early_exit_session(w: Wrapper, res: ServeResult) -> None:
+    """The child exits the moment it is ready: exit propagation in the start-up window."""
+    with Proc(w.cmd(*HELPER_ARGV, "serve")) as p:
+        child = int(p.read_line(20, "READY from the child").split()[1])
+        if is_gsup(w):
+            res.early_exit_settled.append(inbox_open(p.pid))
+        _, child_gone, wrapper_gone = exit_times(p, child)
+    res.early_exit_added.append(wrapper_gone - child_gone)
+
+
+def floor_memory(argv: Sequence[str], res: ServeResult) -> None:
     with Proc(argv) as p:
         p.read_line(20, "READY")
-        settle(p.pid)
-        time.sleep(wait)
+        time.sleep(SETTLE_S)
         rss, uss = memory(p.pid)
         res.rss.append(rss)
         res.uss.append(uss)
@@ -610,22 +734,19 @@ def logging_variant(wrappers: list[Wrapper]) -> list[Wrapper]:
 def bench_serve(
     wrappers: list[Wrapper], rounds: int, signals: int
 ) -> tuple[dict[str, ServeResult], dict[str, ServeResult]]:
-    wrappers = [*wrappers, *logging_variant(wrappers)]
-    results = {"direct": ServeResult(), **{w.name: ServeResult() for w in wrappers}}
+    everyone = [*wrappers, *logging_variant(wrappers)]
+    results = {w.name: ServeResult() for w in everyone}
     floors = {name: ServeResult() for name in FLOORS}
 
-    def paired(w: Wrapper) -> None:
-        """The child alone, then under *w*: exit propagation as a paired difference."""
-        direct, res = results["direct"], results[w.name]
-        serve_session(None, 0, 0.0, direct)
-        serve_session(w, signals, 0.2, res)
-        res.exit_added.append(res.exit[-1] - direct.exit[-1])
-
     jobs: list[tuple[str, Callable[[], None]]] = []
-    for w in wrappers:
-        jobs.append((w.name, lambda w=w: paired(w)))
+    for w in everyone:
+        res = results[w.name]
+        jobs.append((w.name, functools.partial(serve_session, w, signals, res)))
+        if w.name != LOGGING:
+            jobs.append((w.name, functools.partial(early_signal_session, w, res)))
+            jobs.append((w.name, functools.partial(early_exit_session, w, res)))
     for name, argv in FLOORS.items():
-        jobs.append((name, lambda argv=argv, name=name: floor_memory(argv, 0.2, floors[name])))
+        jobs.append((name, functools.partial(floor_memory, argv, floors[name])))
     for r in range(rounds):
         log(f"memory/forwarding/exit: round {r + 1}/{rounds}")
         for key, job in rotated(jobs, r):
@@ -634,6 +755,244 @@ def bench_serve(
             except MeasureError as e:
                 (results.get(key) or floors[key]).errors.append(str(e))
     return results, floors
+
+
+# -- the lean process's modules -------------------------------------------------
+
+#: Run in a fresh ``python3 -I -S``: import the modules named, in the order
+#: given, and note the RSS after each. Only builtins and modules every
+#: interpreter has loaded before ``-c`` runs are used, so the measuring costs
+#: nothing that the list would then get for free.
+REPLAY = r"""
+import sys
+sys.path[:0] = {paths!r}
+def rss():
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * {page}
+start = rss()
+out = []
+for name in {names!r}:
+    if name in sys.modules:
+        out.append((name, 0, "preloaded"))
+        continue
+    before = rss()
+    try:
+        __import__(name)
+    except ModuleNotFoundError:
+        out.append((name, -1, "not found"))
+        continue
+    except BaseException:
+        # Not importable first (os <- posixpath <- genericpath): what it
+        # loaded was undone, and the next module's delta includes it.
+        out.append((name, -1, "alone"))
+        continue
+    where = getattr(sys.modules.get(name), "__file__", None) or ""
+    kind = "extension" if where.endswith(".so") else ("python" if where else "built-in")
+    out.append((name, rss() - before, kind))
+sys.stdout.write(repr((start, rss(), out)))
+"""
+
+
+def module_costs(names: Sequence[str]) -> dict[str, Any]:
+    """RSS each module adds, imported in a fresh ``python3 -I -S`` in the order the lean process did.
+
+    The order is the import profile's, in which a module is listed when its
+    import finished, so after everything it imported: each delta is the
+    module's own cost, and the deltas add up to the whole.
+    """
+    paths = [os.path.dirname(PACKAGE_DIR[0])] if PACKAGE_DIR else []
+    paths += [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    script = REPLAY.format(paths=paths, names=list(names), page=os.sysconf("SC_PAGE_SIZE"))
+    out = subprocess.run([PY, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=60, cwd="/")
+    if out.returncode != 0:
+        raise MeasureError(f"module replay failed: {out.stderr.strip()[-300:]}")
+    start, end, rows = ast.literal_eval(out.stdout)
+    return {"start": start, "end": end, "rows": rows}
+
+
+def bench_modules(prof: Optional[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    if not prof or not prof.get("held_names"):
+        return {"skipped": "no import profile of the lean process"}
+    runs = []
+    errors = []
+    for _ in range(rounds):
+        try:
+            runs.append(module_costs(prof["held_names"]))
+        except (MeasureError, subprocess.TimeoutExpired, ValueError, SyntaxError) as e:
+            errors.append(str(e))
+    if not runs:
+        return {"skipped": "; ".join(errors)}
+    # per module: the median of its deltas over the runs
+    names = [row[0] for row in runs[0]["rows"]]
+    kinds = {row[0]: row[2] for row in runs[0]["rows"]}
+    deltas = {n: median([r["rows"][i][1] for r in runs]) for i, n in enumerate(names)}
+    return {
+        "start": median([r["start"] for r in runs]),
+        "end": median([r["end"] for r in runs]),
+        "deltas": deltas,
+        "kinds": kinds,
+        "runs": len(runs),
+        "errors": errors,
+    }
+
+
+# -- 5. the start-up window --------------------------------------------------------
+
+_FAULTS = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT", "SIGKILL", "SIGSTOP"}
+#: The SigBlk bits of every signal gsup blocks (all but the faults, KILL and STOP).
+CATCHABLE_MASK = sum(
+    1 << (int(s) - 1)
+    for s in signal.valid_signals()
+    if int(s) not in {int(getattr(signal, n)) for n in _FAULTS}
+)
+
+
+def sigblk(pid: int) -> Optional[int]:
+    """The blocked mask of *pid* (/proc/PID/status), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    i = data.find(b"\nSigBlk:")
+    if i < 0:
+        return None
+    return int(data[i + 8 : data.index(b"\n", i + 1)].strip(), 16)
+
+
+def all_blocked(pid: int) -> bool:
+    mask = sigblk(pid)
+    return mask is not None and mask & CATCHABLE_MASK == CATCHABLE_MASK
+
+
+#: Between polls of /proc/PID/status while watching for the mask.
+MASK_POLL_S = 0.0002
+
+
+def bare_start_session() -> float:
+    """``python3 -c pass`` watched as gsup is (its status polled): spawn to exit."""
+    t0 = time.monotonic()
+    with Proc([PY, "-c", "pass"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) as p:
+        deadline = t0 + 30
+        while not wait_readable(p.pidfd, 0):
+            if time.monotonic() > deadline:
+                raise MeasureError("python3 -c pass still running after 30 s")
+            sigblk(p.pid)
+            time.sleep(MASK_POLL_S)
+        return p.wait_exit(1) - t0
+
+
+def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
+    """SIGUSR1 to gsup *offset* s after its spawn; what became of it.
+
+    From the spawn on, one loop watches: gsup's blocked mask every
+    ``MASK_POLL_S`` until all catchable signals are blocked; once they are,
+    gsup's descriptors every millisecond for its signal inbox (the end of the
+    handover); the output, for the child's READY and the signal's byte. At
+    *offset* it sends the signal. The child (``helper.py serve``) sets its
+    handler before it writes READY, so the byte can come before that line or
+    after it: the byte is a newline (SIGUSR1 is 10) that ends no line.
+    """
+    out: dict[str, Any] = {"offset": offset, "blocked": None, "ready": None, "inbox": None, "arrived": None}
+    t0 = time.monotonic()
+    with Proc(gsup.cmd(*HELPER_ARGV, "serve")) as p:
+        assert p.popen.stdout is not None
+        fd = p.popen.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(p.pidfd, select.POLLIN)
+        buf = b""
+        child = 0
+        sent: Optional[float] = None
+        next_inbox = t0
+        deadline = t0 + offset + 10
+        while sent is None or out["arrived"] is None or out["ready"] is None:
+            now = time.monotonic()
+            if sent is None and now >= t0 + offset:
+                out["blocked_at_send"] = all_blocked(p.pid)
+                sent = time.monotonic()
+                os.kill(p.pid, signal.SIGUSR1)
+                out["sent"] = sent - t0
+                if out["blocked"] is None and out["blocked_at_send"]:
+                    out["blocked"] = sent - t0
+                continue
+            if out["blocked"] is None and sent is None and all_blocked(p.pid):
+                out["blocked"] = now - t0
+            if out["blocked"] is not None and out["inbox"] is None and now >= next_inbox:
+                if inbox_open(p.pid):
+                    out["inbox"] = now - t0
+                next_inbox = now + 0.001
+            if now > deadline:
+                out["outcome"] = "lost"
+                return out
+            if sent is None and out["blocked"] is None:
+                events = dict(poller.poll(0))
+                if not events:
+                    time.sleep(min(MASK_POLL_S, max(0.0, t0 + offset - now)))
+                    continue
+            elif sent is None and t0 + offset - now < 0.001:  # the offset is near: to the microsecond
+                time.sleep(max(0.0, t0 + offset - now))
+                continue
+            else:
+                wake = min(
+                    next_inbox if out["inbox"] is None else now + 0.001,
+                    t0 + offset if sent is None else now + 0.001,
+                )
+                events = dict(poller.poll(max(0, math.ceil((wake - now) * 1000))))
+            now = time.monotonic()
+            if fd in events:
+                data = os.read(fd, 4096)
+                if not data:
+                    poller.unregister(fd)
+                buf += data
+                while buf:
+                    if buf[:1] == b"\n" and out["arrived"] is None:
+                        out["arrived"] = now - t0
+                        buf = buf[1:]
+                    elif b"\n" in buf:
+                        line, _, buf = buf.partition(b"\n")
+                        if line.startswith(b"READY "):
+                            out["ready"] = now - t0
+                            child = int(line.split()[1])
+                    else:
+                        break
+                if data:
+                    continue
+            if p.pidfd in events:  # gsup ended before the byte came
+                p.wait_exit(5)
+                code = p.returncode
+                if code == -signal.SIGUSR1:
+                    out["outcome"] = "gsup killed: sent before the mask was set"
+                elif out["ready"] is None:
+                    out["outcome"] = f"gsup exited {code} before the child was ready"
+                else:
+                    out["outcome"] = f"gsup exited {code} (the child killed by the signal?)"
+                return out
+        assert sent is not None
+        out["outcome"] = "arrived"
+        if out["inbox"] is None and inbox_open(p.pid):
+            out["inbox"] = time.monotonic() - t0
+        out["latency"] = out["arrived"] - out["sent"]
+        if out["inbox"] is not None:
+            out["past_handover"] = out["arrived"] - max(out["sent"], out["inbox"])
+        exit_times(p, child)
+    return out
+
+
+def bench_window(gsup: Wrapper, rounds: int, offsets: Sequence[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {"runs": [], "bare": [], "errors": []}
+    jobs: list[Optional[float]] = [*offsets, None, None]  # None: a bare interpreter's start
+    for r in range(rounds):
+        log(f"start-up window: round {r + 1}/{rounds}")
+        for offset in rotated(jobs, r):
+            try:
+                if offset is None:
+                    out["bare"].append(bare_start_session())
+                else:
+                    out["runs"].append(window_session(gsup, offset))
+            except MeasureError as e:
+                out["errors"].append(str(e))
+    return out
 
 
 # -- 5. reaping ---------------------------------------------------------------
@@ -759,14 +1118,23 @@ def bench_escalation(gsup: Wrapper, rounds: int) -> dict[str, Any]:
     return out
 
 
-# -- 8. output throughput ---------------------------------------------------------
+# -- 9-10. programs' output: throughput, and many programs -------------------------
+
+
+def find_tool(name: str) -> Optional[str]:
+    """*name* from ``bench/.venv`` (see the report), else from PATH."""
+    venv = BENCH / ".venv" / "bin" / name
+    if venv.is_file() and os.access(venv, os.X_OK):
+        return str(venv)
+    return shutil.which(name)
 
 
 def find_honcho() -> Optional[str]:
-    venv = BENCH / ".venv" / "bin" / "honcho"
-    if venv.is_file() and os.access(venv, os.X_OK):
-        return str(venv)
-    return shutil.which("honcho")
+    return find_tool("honcho")
+
+
+def find_supervisord() -> Optional[str]:
+    return find_tool("supervisord")
 
 
 def gsup_many_programs(gsup: Wrapper, tmp: str) -> Optional[str]:
@@ -810,76 +1178,242 @@ def generator(lines: int, *, linger: bool) -> str:
     return f"{cmd}; exec sleep 600" if linger else cmd
 
 
-def throughput_session(argv: Sequence[str], total: int, cwd: str) -> dict[str, float]:
+#: A whole payload line: the supervisor's prefix, if any (gsup's ``gen1 | ``,
+#: honcho's ``12:00:00 gen1.1 | ``; supervisord and the raw pipe add none),
+#: then exactly one payload.
+WHOLE = re.compile(
+    rb"^(?:\d\d:\d\d:\d\d )?(?:gen\d+(?:\.\d+)? *\| )?" + re.escape(PAYLOAD.encode()) + rb"$", re.M
+)
+#: The supervisor's or a tool's own lines, not the programs' payload: honcho's
+#: ``system | gen1.1 started``; ``yes`` reporting EPIPE (supervisord leaves
+#: SIGPIPE ignored in its programs).
+CHATTER = re.compile(rb"^(?:(?:\d\d:\d\d:\d\d )?system *\| |yes: ).*$", re.M)
+
+
+def count_lines(data: bytes) -> dict[str, int]:
+    """Whole payload lines, and every other line that is not chatter (a broken one)."""
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    whole = len(WHOLE.findall(data))
+    chatter = len(CHATTER.findall(data))
+    return {"whole": whole, "broken": lines - whole - chatter, "chatter": chatter}
+
+
+def supervisor_usage(root: int, *, full: bool) -> dict[str, float]:
+    """RSS (and with *full* USS and CPU) summed over the supervisor's own processes.
+
+    Those are the processes of the tree under *root* that run a Python
+    interpreter (gsup, honcho and its one worker per program, supervisord);
+    the programs (``sh``, ``yes``, ``head``, ``sleep``) are not counted.
+    """
+    rss = uss = cpu = 0.0
+    count = 0
+    try:
+        top = psutil.Process(root)
+        tree = [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return {"rss": math.nan, "uss": math.nan, "cpu": math.nan, "procs": 0}
+    for proc in tree:
+        try:
+            if not os.path.basename(proc.exe()).startswith("python"):
+                continue
+            if full:
+                full_info = proc.memory_full_info()
+                rss += full_info.rss
+                uss += full_info.uss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+            else:
+                rss += proc.memory_info().rss
+            count += 1
+        except psutil.Error:
+            continue
+    return {"rss": rss, "uss": uss, "cpu": cpu, "procs": count}
+
+
+def output_session(
+    argv: Sequence[str], total: int, cwd: str, *, sample: bool, quiet_s: float = 2.0
+) -> dict[str, float]:
+    """Run *argv*, drain its stdout, and account for the *total* payload lines it should carry.
+
+    The reader keeps the bytes and only counts payload markers while it reads
+    (in C: ``bytes.count``), so it drains the pipe as fast as it can; whole
+    and broken lines are counted afterwards. It stops at *total* payload
+    markers, at EOF, or after *quiet_s* with no output once lines came (lines
+    were lost). With *sample*, the supervisor's RSS is sampled every 0.25 s
+    (the peak), and its USS and CPU time are read before it is stopped.
+    """
     t0 = time.monotonic()
     with Proc(argv, stdin=subprocess.DEVNULL, cwd=cwd) as p:
         assert p.popen.stdout is not None
         fd = p.popen.stdout.fileno()
+        chunks: list[bytes] = []
         seen = nbytes = 0
         first_at: Optional[float] = None
+        last_at = t0
         first_lines = first_bytes = 0
         tail = b""
+        peak = 0.0
+        next_sample = t0
         deadline = t0 + 300
         while seen < total:
-            left = deadline - time.monotonic()
-            if left <= 0 or not wait_readable(fd, left):
-                raise MeasureError(f"{seen} of {total} lines after {300} s")
+            now = time.monotonic()
+            if now > deadline:
+                raise MeasureError(f"{seen} of {total} lines after 300 s")
+            if first_at is None and now - t0 > 60:
+                raise MeasureError("no payload line within 60 s")
+            if first_at is not None and now - last_at > quiet_s:
+                break  # quiet: the rest was lost
+            if sample and now >= next_sample:
+                peak = max(peak, supervisor_usage(p.pid, full=False)["rss"])
+                next_sample = now + 0.25
+            wait = min(deadline, last_at + quiet_s if first_at is not None else t0 + 60) - now
+            if sample:
+                wait = min(wait, next_sample - now)
+            if not wait_readable(fd, max(wait, 0.001)):
+                continue
             data = os.read(fd, 1 << 16)
             now = time.monotonic()
             if not data:
-                raise MeasureError(f"output ended after {seen} of {total} lines")
+                break
+            chunks.append(data)
             nbytes += len(data)
             tail += data
             cut = tail.rfind(b"\n") + 1
-            seen += tail[:cut].count(MARKER)
+            got = tail[:cut].count(MARKER)
             tail = tail[cut:]
-            if first_at is None and seen:
-                first_at, first_lines, first_bytes = now, seen, nbytes
-        done = time.monotonic()
-    assert first_at is not None
-    steady = max(done - first_at, 1e-9)
+            if got:
+                seen += got
+                last_at = now
+                if first_at is None:
+                    first_at, first_lines, first_bytes = now, seen, nbytes
+        usage = supervisor_usage(p.pid, full=True) if sample else {}
+    if first_at is None:
+        raise MeasureError("no payload line came")
+    counts = count_lines(b"".join(chunks))
+    steady = max(last_at - first_at, 1e-9)
     return {
         "lines_s": (seen - first_lines) / steady,
         "mb_s": (nbytes - first_bytes) / steady / 1e6,
-        "total_s": done - t0,
-        "bytes_per_line": nbytes / seen,
+        "total_s": last_at - t0,
+        "bytes_per_line": nbytes / max(seen, 1),
+        "lost": max(0, total - counts["whole"]),
+        "broken": counts["broken"],
+        "whole": counts["whole"],
+        "rss_peak": max(peak, usage.get("rss", 0.0)) if sample else math.nan,
+        **usage,
     }
+
+
+def write_configs(tmp: str, gens: Sequence[str]) -> dict[str, str]:
+    """The same programs for each supervisor: gsup.toml, Procfile, supervisord.conf."""
+    with open(os.path.join(tmp, "gsup.toml"), "w") as f:
+        for i, g in enumerate(gens):
+            f.write(f"[programs.gen{i + 1}]\ncommand = {json.dumps(['sh', '-c', g])}\n\n")
+    with open(os.path.join(tmp, "Procfile"), "w") as f:
+        f.writelines(f"gen{i + 1}: {g}\n" for i, g in enumerate(gens))
+    with open(os.path.join(tmp, "supervisord.conf"), "w") as f:
+        f.write(SUPERVISORD_HEAD.format(tmp=tmp))
+        for i, g in enumerate(gens):
+            f.write(SUPERVISORD_PROGRAM.format(name=f"gen{i + 1}", command=shlex.quote(g)))
+    return {"gsup": "gsup.toml", "honcho": "Procfile", "supervisord": "supervisord.conf"}
+
+
+#: supervisord in the foreground (``-n``), its own log in a file and not on
+#: stdout (``silent``), every program's stdout and stderr to supervisord's stdout.
+SUPERVISORD_HEAD = """[supervisord]
+nodaemon=true
+silent=true
+logfile={tmp}/supervisord.log
+pidfile={tmp}/supervisord.pid
+childlogdir={tmp}
+
+"""
+SUPERVISORD_PROGRAM = """[program:{name}]
+command=sh -c {command}
+stdout_logfile=/dev/stdout
+stdout_logfile_maxbytes=0
+redirect_stderr=true
+startsecs=0
+autorestart=false
+
+"""
+
+
+#: ``gsup_many_programs``'s answer, asked once a run.
+_PROBED: dict[str, Optional[str]] = {}
+
+
+def supervisors(gsup: Optional[Wrapper], tmp: str) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """(name, argv) of every supervisor found, and why each missing one is skipped."""
+    found: list[tuple[str, list[str]]] = []
+    skipped: dict[str, str] = {}
+    if "gsup" not in _PROBED:
+        _PROBED["gsup"] = gsup_many_programs(gsup, tmp) if gsup is not None else "gsup not found"
+    why = _PROBED["gsup"]
+    if why is None and gsup is not None:
+        found.append(("gsup", [*gsup.argv, "--config", "gsup.toml"]))
+    else:
+        skipped["gsup"] = why or "?"
+    honcho = find_honcho()
+    if honcho:
+        found.append(("honcho", [honcho, "-f", "Procfile", "start"]))
+    else:
+        skipped["honcho"] = "honcho not installed"
+    supervisord = find_supervisord()
+    if supervisord:
+        found.append(("supervisord", [supervisord, "-n", "-c", "supervisord.conf"]))
+    else:
+        skipped["supervisord"] = "supervisord not installed"
+    return found, skipped
+
+
+RAW = "raw pipe (no supervisor)"
 
 
 def bench_output(
     gsup: Optional[Wrapper], rounds: int, programs: int, lines: int
 ) -> dict[str, dict[str, Any]]:
-    honcho = find_honcho()
+    """*programs* generators of *lines* lines each: into one raw pipe, and under each supervisor."""
     out: dict[str, dict[str, Any]] = {}
-    runners: list[tuple[str, list[str]]] = []
     with tempfile.TemporaryDirectory(prefix="gsup-bench-") as tmp:
-        gens = [generator(lines, linger=True) for _ in range(programs)]
+        write_configs(tmp, [generator(lines, linger=True) for _ in range(programs)])
         direct = " & ".join(f"({generator(lines, linger=False)})" for _ in range(programs))
-        runners.append(("direct (sh, no prefix)", ["sh", "-c", f"{direct} & wait"]))
-        out["direct (sh, no prefix)"] = {"runs": [], "errors": []}
-        if honcho:
-            with open(os.path.join(tmp, "Procfile"), "w") as f:
-                f.writelines(f"gen{i + 1}: {g}\n" for i, g in enumerate(gens))
-            runners.append(("honcho", [honcho, "-f", "Procfile", "start"]))
-            out["honcho"] = {"runs": [], "errors": []}
-        else:
-            out["honcho"] = {"runs": [], "errors": [], "skipped": "honcho not installed"}
-        why = gsup_many_programs(gsup, tmp) if gsup is not None else "gsup not found"
-        if why is None:
-            with open(os.path.join(tmp, "gsup.toml"), "w") as f:
-                for i, g in enumerate(gens):
-                    f.write(f"[programs.gen{i + 1}]\ncommand = {json.dumps(['sh', '-c', g])}\n\n")
-            runners.append(("gsup", [*gsup.argv, "--config", "gsup.toml"]))
-            out["gsup"] = {"runs": [], "errors": []}
-        else:
-            out["gsup"] = {"runs": [], "errors": [], "skipped": why}
+        found, skipped = supervisors(gsup, tmp)
+        runners = [(RAW, ["sh", "-c", f"{direct} & wait"]), *found]
+        for name, _ in runners:
+            out[name] = {"runs": [], "errors": []}
+        for name, why in skipped.items():
+            out[name] = {"runs": [], "errors": [], "skipped": why}
         for r in range(rounds):
             for name, argv in rotated(runners, r):
                 log(f"output: round {r + 1}/{rounds}, {name}")
                 try:
-                    out[name]["runs"].append(throughput_session(argv, programs * lines, tmp))
+                    out[name]["runs"].append(output_session(argv, programs * lines, tmp, sample=False))
                 except MeasureError as e:
                     out[name]["errors"].append(str(e))
+    return out
+
+
+def bench_many(
+    gsup: Optional[Wrapper], rounds: int, counts: Sequence[int], lines: int
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """For each number of programs, each supervisor: memory, CPU time, lines lost and broken."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="gsup-bench-") as tmp:
+            write_configs(tmp, [generator(lines, linger=True) for _ in range(n)])
+            found, skipped = supervisors(gsup, tmp)
+            for name, why in skipped.items():
+                out.setdefault(name, {})[n] = {"runs": [], "errors": [], "skipped": why}
+            for name, _ in found:
+                out.setdefault(name, {})[n] = {"runs": [], "errors": []}
+            for r in range(rounds):
+                for name, argv in rotated(found, r):
+                    log(f"many programs: {n} x {lines:,} lines, round {r + 1}/{rounds}, {name}")
+                    try:
+                        out[name][n]["runs"].append(output_session(argv, n * lines, tmp, sample=True))
+                    except MeasureError as e:
+                        out[name][n]["errors"].append(str(e))
     return out
 
 
@@ -890,8 +1424,18 @@ def bench_output(
 PACKAGE_DIR: list[str] = []
 
 
+#: ``revision()``'s answer, taken once when the measuring starts.
+_REVISION: list[str] = []
+
+
 def revision() -> str:
-    """The commit of the tree measured (gsup runs from it: an editable install)."""
+    """The commit of the tree measured (gsup runs from it: an editable install).
+
+    Asked once, before the first measurement: what the tree was when it was
+    measured, whatever is edited while the run goes on.
+    """
+    if _REVISION:
+        return _REVISION[0]
     tree = os.path.dirname(PACKAGE_DIR[0]) if PACKAGE_DIR else str(ROOT)
     try:
         out = subprocess.run(
@@ -903,7 +1447,8 @@ def revision() -> str:
         )
     except (OSError, subprocess.TimeoutExpired):
         return "?"
-    return out.stdout.strip() or "?"
+    _REVISION.append(out.stdout.strip() or "?")
+    return _REVISION[0]
 
 
 def machine() -> dict[str, str]:
@@ -966,10 +1511,14 @@ class Report:
     #: The raw results of an earlier run to compare with (``--baseline``).
     baseline: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
-    targets: list[tuple[str, str, Optional[bool]]] = field(default_factory=list)
+    #: (order, target, gsup's figure, the reference's, ratio, met)
+    targets: list[tuple[str, str, str, str, str, Optional[bool]]] = field(default_factory=list)
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
+
+    def target(self, order: str, what: str, figure: str, ref: str, rat: str, ok: Optional[bool]) -> None:
+        self.targets.append((order, what, figure, ref, rat, ok))
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         self.add("| " + " | ".join(header) + " |", "|" + "---|" * len(header))
@@ -1024,6 +1573,198 @@ def render_baseline(rep: Report, serve: dict[str, ServeResult]) -> None:
     )
 
 
+def settled_note(serve: dict[str, ServeResult], key: str) -> str:
+    """How often gsup's lean process had its signal inbox open at the moment of sending."""
+    got: list[bool] = getattr(serve["gsup"], key) if "gsup" in serve else []
+    if not got:
+        return ""
+    return (
+        f" gsup's lean process had opened its signal inbox (the handover was over) at the "
+        f"moment of sending in {sum(got)} of {len(got)} sessions."
+    )
+
+
+def render_modules(
+    rep: Report, mods: Optional[dict[str, Any]], gsup: Optional[ServeResult], no_site_rss: float
+) -> None:
+    """The modules gsup's lean process holds, and the RSS each adds to a bare ``python3 -I -S``."""
+    if not mods:
+        return
+    rep.add("### What the lean supervising process holds", "")
+    if mods.get("skipped"):
+        rep.add(f"Not measured: {mods['skipped']}.", "")
+        return
+    deltas: dict[str, float] = mods["deltas"]
+    kinds: dict[str, str] = mods["kinds"]
+    groups: dict[str, dict[str, Any]] = {}
+    tops = {n.split(".")[0] for n in deltas}
+    for name, delta in deltas.items():
+        kind = kinds[name]
+        if kind == "preloaded" or delta < 0:
+            continue
+        top = name.split(".")[0]
+        # gsup's own modules one by one; the standard library by top-level
+        # package, an accelerator (_pickle) with its module (pickle)
+        key = name if top == "gsup" else top[1:] if top[:1] == "_" and top[1:] in tops else top
+        g = groups.setdefault(key, {"bytes": 0.0, "modules": [], "ext": []})
+        g["bytes"] += delta
+        g["modules"].append(name)
+        if kind == "extension":
+            g["ext"].append(name)
+    preloaded = [n for n, k in kinds.items() if k == "preloaded"]
+    missing = [n for n, k in kinds.items() if k == "not found"]
+    alone = [n for n, k in kinds.items() if k == "alone"]
+    total = sum(g["bytes"] for g in groups.values())
+    lean = median(gsup.rss) if gsup else math.nan
+    rep.add(
+        "Method: the modules are the lean interpreter's own imports, read from "
+        "`PYTHONPROFILEIMPORTTIME=1` (§1's profile: the last interpreter's imports up to the "
+        "child's end). A fresh `python3 -I -S` then imports them one by one in that order, "
+        "which is the order their imports finished in, so a module comes after everything "
+        "it imports, and reads its own RSS (/proc/self/statm) after each: each delta is "
+        "what that module adds, extension modules (`.so`, their mapped pages) and pure "
+        "Python ones (code objects, dicts) alike, and the deltas add up. "
+        f"{nrounds(mods['runs'])}, the median delta per module. Preloaded by every "
+        f"interpreter before `-c` runs, so free: {len(preloaded)} modules "
+        f"({', '.join(f'`{n}`' for n in preloaded[:8])}{', …' if len(preloaded) > 8 else ''})"
+        + (
+            f"; not found (optional imports that failed): {', '.join(f'`{n}`' for n in missing)}"
+            if missing
+            else ""
+        )
+        + (
+            f"; not importable first, so counted with the module imported next: "
+            f"{', '.join(f'`{n}`' for n in alone)}"
+            if alone
+            else ""
+        )
+        + ".",
+        "",
+        f"The replaying interpreter starts at {mib(mods['start'])} MiB and ends at "
+        f"{mib(mods['end'])} MiB: the modules add {mib(total)} MiB. gsup's lean process "
+        f"measured {mib(lean)} MiB in §2, a sleeping `python3 -I -S` {mib(no_site_rss)} MiB: "
+        f"{mib(lean - no_site_rss)} MiB more, of which the modules are {mib(total)} MiB and "
+        f"the rest ({mib(lean - no_site_rss - total)} MiB) is the supervisor's data (the plan, "
+        "the loop, buffers) and allocator slack.",
+        "",
+    )
+    rows = []
+    for key, g in sorted(groups.items(), key=lambda kv: -kv[1]["bytes"]):
+        rows.append(
+            [
+                f"`{key}`",
+                str(len(g["modules"])),
+                f"{g['bytes'] / 1024:.0f}",
+                ", ".join(f"`{e}`" for e in g["ext"]) or "—",
+            ]
+        )
+    rows.append(["total", str(sum(len(g["modules"]) for g in groups.values())), f"{total / 1024:.0f}", ""])
+    rep.table(["module or package", "modules", "RSS added KiB", "extension modules among them"], rows)
+
+
+def render_window(rep: Report, win: dict[str, Any], cfg: dict[str, Any], load_note: str) -> None:
+    runs = win["runs"]
+    bare = median(win["bare"])
+    blocked = [r["blocked"] for r in runs if r["blocked"] is not None]
+    b = median(blocked)
+    rep.add(
+        "**Every signal blocked.** From the spawn of `gsup --quiet -- python3 -I -S helper.py "
+        "serve` until /proc/PID/status shows every catchable signal in `SigBlk` (all but "
+        "SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT, KILL and STOP), polled every "
+        f"{MASK_POLL_S * 1000:g} ms; the reference is `python3 -c pass` from its spawn to its "
+        "exit, its status polled the same way (the poller costs both alike), in the same "
+        f"rounds. Before that moment a signal finds gsup with its default disposition: "
+        "SIGTERM or SIGUSR1 end it, and as PID 1 of a container the kernel drops them.",
+        "",
+    )
+    rep.table(
+        ["", "median ms", "p90 ms", "samples", "ratio to `python3 -c pass`"],
+        [
+            [
+                "spawn → every signal blocked (gsup)",
+                ms(b, 1),
+                ms(p90(blocked), 1),
+                str(len(blocked)),
+                ratio(b, bare),
+            ],
+            [
+                "`python3 -c pass`, spawn → exit",
+                ms(bare, 1),
+                ms(p90(win["bare"]), 1),
+                str(len(win["bare"])),
+                "1.00" + X,
+            ],
+        ],
+    )
+    rep.add(
+        "**A signal at each offset.** One session per offset and round (standard signals "
+        "pending together merge, so one signal a session): SIGUSR1 to gsup that long after "
+        "its spawn; the child sets its handler before it writes READY, so a byte that comes "
+        "before READY is counted too. *Handover over* is when gsup's lean process had opened "
+        "its signal inbox (a signalfd among its descriptors, looked for every millisecond "
+        "once the mask is set); *READY* is when the child's line came; *past the handover* "
+        "is the byte's arrival minus the later of the "
+        "sending and that moment. The signal goes out within a few microseconds of its "
+        f"offset. {nrounds(cfg['window_rounds'])}; medians, worst in brackets." + load_note,
+        "",
+    )
+    rows = []
+    for offset in sorted({r["offset"] for r in runs}):
+        at = [r for r in runs if r["offset"] == offset]
+        arrived = [r for r in at if r["outcome"] == "arrived"]
+        others = sorted({r["outcome"] for r in at if r["outcome"] != "arrived"})
+        lat = [r["latency"] for r in arrived]
+        past = [r["past_handover"] for r in arrived if r.get("past_handover") is not None]
+        ready = [r["ready"] for r in arrived if r["ready"] is not None]
+        inbox = [r["inbox"] for r in arrived if r["inbox"] is not None]
+        masked = sum(bool(r["blocked_at_send"]) for r in at)
+        rows.append(
+            [
+                f"{offset * 1000:g}",
+                f"{masked} of {len(at)}",
+                f"{len(arrived)} of {len(at)}" + (f" ({'; '.join(others)})" if others else ""),
+                f"{ms(median(lat), 1)} ({ms(max(lat), 1)})" if lat else "—",
+                f"{ms(median(ready), 0)}" if ready else "—",
+                f"{ms(median(inbox), 0)}" if inbox else "—",
+                f"{ms(median(past), 2)} ({ms(max(past), 2)})" if past else "—",
+            ]
+        )
+    rep.table(
+        [
+            "offset ms",
+            "mask set at the sending",
+            "arrived",
+            "latency ms",
+            "child READY at ms",
+            "handover over at ms",
+            "past the handover ms",
+        ],
+        rows,
+    )
+    rep.errors("gsup", win["errors"])
+    rep.target(
+        "4a",
+        f"start-up: spawn → every signal blocked ≤ {BLOCKED_VS_BARE:g}{X} `python3 -c pass`",
+        f"{ms(b, 1)} ms",
+        f"`python3 -c pass` {ms(bare, 1)} ms",
+        ratio(b, bare),
+        None if math.isnan(b) or math.isnan(bare) else b <= BLOCKED_VS_BARE * bare,
+    )
+    after = [r for r in runs if r["blocked_at_send"]]
+    ok_runs = [r for r in after if r["outcome"] == "arrived" and r.get("past_handover") is not None]
+    lost = len(after) - len([r for r in after if r["outcome"] == "arrived"])
+    worst = max((r["past_handover"] for r in ok_runs), default=math.nan)
+    rep.target(
+        "4b",
+        "start-up: once the mask is set no signal is lost, and none waits past the handover "
+        f"(+{ms(WINDOW_SLACK_S, 0)} ms)",
+        f"{len(after) - lost} of {len(after)} arrived; worst {ms(worst, 2)} ms past the handover",
+        "—",
+        "—",
+        None if not after else lost == 0 and len(ok_runs) == len(after) and worst <= WINDOW_SLACK_S,
+    )
+
+
 def render(rep: Report, res: dict[str, Any]) -> str:
     def load(name: str) -> str:
         if name not in res["load"]:
@@ -1040,7 +1781,6 @@ def render(rep: Report, res: dict[str, Any]) -> str:
     # 1. start
     start = res["start"]
     true_m = median(start["true"])
-    bare_m = median(start["python3 -c pass"])
     typer_m = median(start["python3 -c 'import typer'"])
     tini_key = f"{shown['tini']} -- true" if has_tini else None
     tini_start = median(start[tini_key]) if tini_key else None
@@ -1092,20 +1832,14 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             if math.isnan(gc)
             else (f" (the child itself runs after {ms(gc, 1)} ms = {gc / typer_m:.2f}{X})")
         )
-        rep.targets.append(
-            (
-                f"start: `gsup -- true` within {START_RATIO}{X} of `python3 -c 'import typer'`",
-                f"{ms(g, 1)} ms = {g / typer_m:.2f}{X} of {ms(typer_m, 1)} ms" + runs_at,
-                g <= START_RATIO * typer_m,
-            )
-        )
-        rep.targets.append(
-            (
-                "start: no more than typer's import above the bare interpreter",
-                f"gsup adds {ms(g - bare_m, 1)} ms to `python3 -c pass`, "
-                f"typer's import {ms(typer_m - bare_m, 1)} ms",
-                g - bare_m <= typer_m - bare_m,
-            )
+        rep.target(
+            "7",
+            f"start: `gsup -- true` ≤ {START_RATIO}{X} `python3 -c 'import typer'`",
+            f"{ms(g, 1)} ms" + runs_at,
+            f"`python3 -c 'import typer'` {ms(typer_m, 1)} ms"
+            + (f"; tini {ms(tini_start, 1)} ms" if tini_start is not None else ""),
+            ratio(g, typer_m),
+            None if math.isnan(g) else g <= START_RATIO * typer_m,
         )
     prof = res.get("imports")
     if prof:
@@ -1136,30 +1870,23 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             + ".",
             "",
         )
-        early = [m for m in prof["heavy_before"] if m in ("rich", "psutil", "tomllib", "tomli")]
-        rep.targets.append(
-            (
-                "start: the child starts before rich, psutil or TOML loading are imported",
-                "imported first: " + (", ".join(early) if early else "none of them"),
-                not early if prof["ok"] else None,
-            )
-        )
 
     # 2. memory
     serve, floors = res["serve"], res["floors"]
-    bare_rss = median(floors["python3 (bare interpreter)"].rss)
+    no_site_rss = median(floors[NO_SITE].rss)
     tini_rss = median(serve["tini"].rss) if has_tini else None
     rep.add(
         "## 2. Resident memory of the supervising process",
         "",
         "RSS and USS (memory unique to the process, from /proc/PID/smaps via psutil) of the "
-        "wrapper's own process once its child (`helper.py serve`, sleeping on stdin) reported "
-        "ready and the wrapper is quiet (CPU time and RSS unchanged over 150 ms; gsup `execve`s "
-        "a lean interpreter after starting the child), plus 0.2 s; "
+        "wrapper's own process "
+        f"{SETTLE_S:g} s after its child (`helper.py serve`, sleeping on stdin) reported ready "
+        "(gsup `execve`s its lean interpreter after starting the child; that is over by then); "
         f"{nrounds(cfg['serve_rounds'])}. *RSS after signals* is measured again "
         f"after the {cfg['signals']} forwarded signals of §3 (lazy imports show there). The "
-        "floors are interpreters sleeping in `os.read` after `-c pass` or `-c 'import typer'`."
-        + load("serve"),
+        "floors are interpreters sleeping in `os.read`, measured the same way in the same "
+        "rounds: after `-c pass`, after `-I -S -c pass` (no site: what gsup's lean process "
+        "runs with) and after `-c 'import typer'`." + load("serve"),
         "",
     )
     rows = []
@@ -1172,6 +1899,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
                 mib(p90(s.rss)),
                 mib(median(s.uss)),
                 mib(median(s.rss_after)),
+                ratio(median(s.rss), no_site_rss),
                 ratio(median(s.rss), tini_rss),
             ]
         )
@@ -1183,6 +1911,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
                 mib(p90(s.rss)),
                 mib(median(s.uss)),
                 "—",
+                ratio(median(s.rss), no_site_rss),
                 ratio(median(s.rss), tini_rss),
             ]
         )
@@ -1193,21 +1922,26 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             "RSS p90 MiB",
             "USS median MiB",
             "RSS after signals MiB",
+            "RSS ratio to `python3 -I -S`",
             "RSS ratio to tini",
         ],
         rows,
     )
     for name in names:
         rep.errors(name, serve[name].errors)
+    for name, s in floors.items():
+        rep.errors(name, s.errors)
     if gsup:
         g = median(serve["gsup"].rss)
-        rep.targets.append(
-            (
-                f"memory: RSS within {MEMORY_RATIO}{X} of a bare interpreter's",
-                f"{mib(g)} MiB = {g / bare_rss:.2f}{X} of {mib(bare_rss)} MiB",
-                None if math.isnan(g) else g <= MEMORY_RATIO * bare_rss,
-            )
+        rep.target(
+            "3",
+            f"memory: RSS while supervising ≤ {MEMORY_VS_NO_SITE}{X} a sleeping `python3 -I -S`",
+            f"{mib(g)} MiB",
+            f"`python3 -I -S` {mib(no_site_rss)} MiB",
+            ratio(g, no_site_rss),
+            None if math.isnan(g) or math.isnan(no_site_rss) else g <= MEMORY_VS_NO_SITE * no_site_rss,
         )
+    render_modules(rep, res.get("modules"), serve.get("gsup"), no_site_rss)
 
     # 3. forwarding
     rep.add(
@@ -1215,13 +1949,17 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         "",
         "The harness sends SIGUSR1 to the wrapper and times until a byte arrives from the "
         "child: the child's interpreter writes it from its C-level signal handler "
-        "(`signal.set_wakeup_fd`), so no Python code runs in between. Each such sample is "
-        "paired with the same signal sent straight to the child in the same session (order "
-        f"alternating); *added* is the difference within each pair. {cfg['serve_rounds']} "
-        f"rounds {X} {cfg['signals']} pairs per wrapper.",
+        "(`signal.set_wakeup_fd`), so no Python code runs in between.",
+        "",
+        f"**Steady state**: the signals are sent {SETTLE_S:g} s after the child reported ready. "
+        "Each sample is paired with the same signal sent straight to the child in the same "
+        "session (order alternating); *added* is the difference within each pair. "
+        f"{cfg['serve_rounds']} rounds {X} {cfg['signals']} pairs per wrapper."
+        + settled_note(serve, "settled"),
         "",
     )
     tini_fwd = median(serve["tini"].added) if has_tini else None
+    tini_fwd90 = p90(serve["tini"].added) if has_tini else None
     rows = []
     for name in [*names, *([LOGGING] if LOGGING in serve else [])]:
         s = serve[name]
@@ -1255,77 +1993,124 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             "writes after, so its added latency should match `gsup --quiet`'s.",
             "",
         )
+    tini_early = median(serve["tini"].early_fwd) if has_tini else None
+    rep.add(
+        "**Start-up window**: one SIGUSR1 to the wrapper the moment the child's READY line "
+        "arrives, in a session of its own (one a round per wrapper). gsup may still be "
+        "handing over to its lean process then: the signal waits, blocked and pending, until "
+        "the lean process's loop reads it. The times are from the sending to the child's byte "
+        "(nothing subtracted)." + settled_note(serve, "early_fwd_settled"),
+        "",
+    )
+    rep.table(
+        ["wrapper", "at READY, median ms", "p90 ms", "max ms", "ratio to tini"],
+        [
+            [
+                f"`{shown[name]}`",
+                ms(median(serve[name].early_fwd), 3),
+                ms(p90(serve[name].early_fwd), 3),
+                ms(max(serve[name].early_fwd, default=math.nan), 3),
+                ratio(median(serve[name].early_fwd), tini_early),
+            ]
+            for name in names
+        ],
+    )
     if rep.baseline:
         render_baseline(rep, serve)
     if gsup:
         s = serve["gsup"]
         m, q = median(s.added), p90(s.added)
-        rep.targets.append(
-            (
-                "forwarding: added median < 1 ms, p90 < 3 ms",
-                f"median {ms(m, 3)} ms, p90 {ms(q, 3)} ms",
-                None if math.isnan(m) else m < ADDED_MEDIAN_S and q < ADDED_P90_S,
-            )
+        rep.target(
+            "1a",
+            f"forwarding (steady state): added median ≤ {FORWARD_VS_TINI:g}{X} tini's",
+            f"{ms(m, 3)} ms",
+            f"tini {ms(tini_fwd, 3)} ms" if tini_fwd is not None else "tini not installed",
+            ratio(m, tini_fwd),
+            None
+            if math.isnan(m) or tini_fwd is None or math.isnan(tini_fwd)
+            else m <= FORWARD_VS_TINI * max(tini_fwd, 0.0),
+        )
+        rep.target(
+            "1b",
+            f"forwarding (steady state): added p90 ≤ {ms(FORWARD_P90_S, 1)} ms",
+            f"{ms(q, 3)} ms",
+            f"tini {ms(tini_fwd90, 3)} ms" if tini_fwd90 is not None else "tini not installed",
+            ratio(q, tini_fwd90),
+            None if math.isnan(q) else q <= FORWARD_P90_S,
         )
 
     # 4. exit
-    direct_exit = median(serve["direct"].exit)
     rep.add(
         "## 4. Exit propagation",
         "",
-        "The child writes `time.monotonic()` and calls `os._exit(0)`; the harness notes when "
-        "the wrapper's exit becomes visible (its pidfd turns readable). *Direct* is the same "
-        "child run without a wrapper, just before each wrapper's session: the time for a "
-        "process to die and its parent to see it. *Added* is each sample minus the direct run "
-        f"just before it. {nrounds(cfg['serve_rounds'])}.",
+        "The child writes `time.monotonic()` and calls `os._exit(0)`. The harness watches "
+        "the child and the wrapper with a pidfd each, in one `poll`: a pidfd turns readable "
+        "when its process has exited. *Child exit* is from the child's time stamp to its own "
+        "exit (what any process takes to die); *added* is from the child's exit to the "
+        "wrapper's, in the same session: what the wrapper adds. **Steady state**: the exit is "
+        f"asked for {SETTLE_S:g} s after READY, after the signals of §3; "
+        f"{nrounds(cfg['serve_rounds'])}. **Start-up window**: the exit is asked for the moment "
+        "READY arrives, in a session of its own (one a round)." + settled_note(serve, "early_exit_settled"),
         "",
     )
-    rows = [
-        [
-            "child alone (direct)",
-            ms(direct_exit, 3),
-            ms(p90(serve["direct"].exit), 3),
-            "—",
-            "—",
-            "—",
-        ]
-    ]
     tini_exit = median(serve["tini"].exit_added) if has_tini else None
+    rows = []
     for name in names:
         s = serve[name]
-        added = s.exit_added
         rows.append(
             [
                 f"`{shown[name]}`",
+                ms(median(s.child_exit), 3),
                 ms(median(s.exit), 3),
-                ms(p90(s.exit), 3),
-                ms(median(added), 3),
-                ms(p90(added), 3),
-                ratio(median(added), tini_exit),
+                ms(median(s.exit_added), 3),
+                ms(p90(s.exit_added), 3),
+                ratio(median(s.exit_added), tini_exit),
+                ms(median(s.early_exit_added), 3),
+                ms(p90(s.early_exit_added), 3),
             ]
         )
     rep.table(
-        ["wrapper", "median ms", "p90 ms", "added median ms", "added p90 ms", "added, ratio to tini"],
+        [
+            "wrapper",
+            "child exit median ms",
+            "stamp → wrapper gone median ms",
+            "added median ms",
+            "added p90 ms",
+            "added, ratio to tini",
+            "start-up window: added median ms",
+            "p90 ms",
+        ],
         rows,
     )
-    rep.errors("direct", serve["direct"].errors)
     if gsup:
-        added = serve["gsup"].exit_added
-        m, q = median(added), p90(added)
-        rep.targets.append(
-            (
-                "exit propagation: added median < 1 ms, p90 < 3 ms",
-                f"median {ms(m, 3)} ms, p90 {ms(q, 3)} ms",
-                None if math.isnan(m) else m < ADDED_MEDIAN_S and q < ADDED_P90_S,
-            )
+        m = median(serve["gsup"].exit_added)
+        rep.target(
+            "2",
+            f"exit propagation (steady state): added median ≤ {EXIT_VS_TINI:g}{X} tini's",
+            f"{ms(m, 3)} ms",
+            f"tini {ms(tini_exit, 3)} ms" if tini_exit is not None else "tini not installed",
+            ratio(m, tini_exit),
+            None
+            if math.isnan(m) or tini_exit is None or math.isnan(tini_exit)
+            else m <= EXIT_VS_TINI * max(tini_exit, 0.0),
         )
 
-    # 5. reaping
-    reap = res.get("reap")
-    rep.add("## 5. Zombie reaping as PID 1", "")
-    if isinstance(reap, str):
+    # 5. the start-up window
+    win = res.get("window")
+    rep.add("## 5. The start-up window: signals while gsup starts (gsup only)", "")
+    if win is None:
+        rep.add("Not measured: gsup not found.", "")
+    else:
+        render_window(rep, win, cfg, load("window"))
+
+    # 6. reaping
+    reap: Any = res.get("reap")
+    rep.add("## 6. Zombie reaping as PID 1", "")
+    if reap is None:
+        rep.add("Not measured.", "")
+    elif isinstance(reap, str):
         rep.add(f"Not measured: {reap}.", "")
-        rep.targets.append(("reaping", reap, None))
+        rep.target("r", "reaping", reap, "—", "—", None)
     else:
         n = cfg["orphans"]
         rep.add(
@@ -1360,9 +2145,9 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             runs = reap[name]["runs"]
             last = [r["last_exit_s"] for r in runs]
             gone = [r["gone_s"] for r in runs]
-            lag = [r["gone_s"] - r["last_exit_s"] for r in runs]
-            rate = [n / r["gone_s"] for r in runs]
-            drain = drains(runs)
+            lag_n = [r["gone_s"] - r["last_exit_s"] for r in runs]
+            rate_n = [n / r["gone_s"] for r in runs]
+            drain_n = drains(runs)
             zmax = [r["max_zombies"] for r in runs]
             zlast = [r["zombies_at_last_exit"] for r in runs]
             rows.append(
@@ -1370,14 +2155,14 @@ def render(rep: Report, res: dict[str, Any]) -> str:
                     f"`{shown[name]}`",
                     ms(median(last), 0),
                     ms(median(gone), 0),
-                    ms(median(lag), 0),
-                    ms(p90(lag), 0),
+                    ms(median(lag_n), 0),
+                    ms(p90(lag_n), 0),
                     f"{median(zmax):,.0f} / {max(zmax):,}" if zmax else "—",
                     f"{median(zlast):,.0f}" if zlast else "—",
-                    f"{median(rate):,.0f}" if rate else "—",
-                    ratio(median(rate), tini_rate),
-                    f"{median(drain):,.0f}" if drain else "—",
-                    ratio(median(drain), tini_drain),
+                    f"{median(rate_n):,.0f}" if rate_n else "—",
+                    ratio(median(rate_n), tini_rate),
+                    f"{median(drain_n):,.0f}" if drain_n else "—",
+                    ratio(median(drain_n), tini_drain),
                 ]
             )
         rep.table(
@@ -1422,27 +2207,30 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             else:
                 rate_ok = tini_rate is None or rate >= REAP_RATE_VS_TINI * tini_rate
             ok = lag <= REAP_AFTER_LAST_EXIT_S and rate_ok
-            vs = ""
-            if tini_drain and not math.isnan(tini_drain) and not math.isnan(drain):
-                vs = f" = {drain / tini_drain:.2f}{X} tini's"
-            rep.targets.append(
+            rep.target(
+                "r",
+                f"reaping: {n:,} orphans gone within 1 s of the last exit, ≥ half of tini's rate",
+                f"{ms(lag, 0)} ms after the last exit (median; p90 {ms(p90(lags), 0)} ms); drain "
+                + (f"{drain:,.0f} zombies/s" if not math.isnan(drain) else "— (no backlog)")
+                + f"; overall {rate:,.0f} orphans/s",
                 (
-                    f"reaping: {n:,} orphans gone within 1 s of the last exit, ≥ half of tini's rate",
-                    f"{ms(lag, 0)} ms after the last exit (median; p90 {ms(p90(lags), 0)} ms"
-                    + (f", tini's {ms(p90(tini_lags), 0)} ms" if tini_lags else "")
-                    + "); drain "
-                    + (f"{drain:,.0f} zombies/s{vs}" if not math.isnan(drain) else "— (no backlog)")
-                    + f"; overall {rate:,.0f} orphans/s"
-                    + (f" = {rate / tini_rate:.2f}{X} tini's" if tini_rate else ""),
-                    ok,
+                    f"tini: p90 {ms(p90(tini_lags), 0)} ms; drain "
+                    + (f"{tini_drain:,.0f} zombies/s" if tini_drain and not math.isnan(tini_drain) else "—")
+                    + (f"; overall {tini_rate:,.0f} orphans/s" if tini_rate else "")
                 )
+                if tini_lags
+                else "tini not installed",
+                f"drain {ratio(drain, tini_drain)}"
+                if tini_drain and not math.isnan(tini_drain) and not math.isnan(drain)
+                else f"overall {ratio(rate, tini_rate)}",
+                ok,
             )
 
-    # 6. idle
+    # 7. idle
     idle = res["idle"]
     secs = cfg["idle_seconds"]
     rep.add(
-        "## 6. Idle cost",
+        "## 7. Idle cost",
         "",
         f"All wrappers run side by side with a sleeping child; after 1 s of settling, the "
         f"wrapper's voluntary + involuntary context switches and user + system CPU time over "
@@ -1469,16 +2257,17 @@ def render(rep: Report, res: dict[str, Any]) -> str:
     )
     if gsup and idle["gsup"]["ctx"]:
         c = idle["gsup"]["ctx"]
-        rep.targets.append(
-            (
-                f"idle: 0 context switches over {secs:g} s",
-                f"median {median(c):g}, max {max(c)}",
-                max(c) == 0,
-            )
+        rep.target(
+            "s",
+            f"idle: 0 context switches over {secs:g} s",
+            f"median {median(c):g}, max {max(c)}",
+            f"tini: median {tini_ctx:g}" if tini_ctx is not None and not math.isnan(tini_ctx) else "—",
+            "—",
+            max(c) == 0,
         )
 
-    # 7. escalation
-    rep.add("## 7. Escalation precision (gsup only)", "")
+    # 8. escalation
+    rep.add("## 8. Escalation precision (gsup only)", "")
     esc = res.get("escalation")
     if esc is None:
         rep.add("Not measured: gsup not found.", "")
@@ -1517,101 +2306,235 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         )
         rep.errors("gsup", esc["errors"])
         if aerr:
-            rep.targets.append(
-                (
-                    "escalation: within 20 ms of the grace",
-                    f"p90 |error| {ms(p90(aerr), 2)} ms, worst {ms(max(aerr), 2)} ms",
-                    p90(aerr) <= ESCALATION_S,
-                )
+            rep.target(
+                "t",
+                f"escalation: within {ms(ESCALATION_S, 0)} ms of the grace",
+                f"p90 |error| {ms(p90(aerr), 2)} ms, worst {ms(max(aerr), 2)} ms",
+                "— (tini, dumb-init, catatonit have no grace)",
+                "—",
+                p90(aerr) <= ESCALATION_S,
             )
 
-    # 8. output
+    # 9. output
     outp = res["output"]
     rep.add(
-        "## 8. Prefixed output throughput (many-programs mode)",
+        "## 9. Prefixed output throughput (many-programs mode)",
         "",
         f"{cfg['programs']} programs, each `{generator(cfg['lines'], linger=True)}` "
-        f"(the line is {len(PAYLOAD)} characters), in a Procfile for honcho "
-        "(`honcho -f Procfile start`) and a TOML file for gsup (`gsup --quiet --config "
-        "gsup.toml`); the harness reads the supervisor's stdout (a pipe) and counts the "
-        "payload lines. Throughput is from the first payload line to the last, in prefixed "
-        "bytes and lines per second; *total* includes the supervisor's start. The programs "
-        "sleep once done (a program that exits stops the others), and the harness stops the "
-        f"supervisor after the last line. *direct* is the same generators writing to the pipe "
-        f"with no supervisor. {nrounds(cfg['output_rounds'])}. honcho is found in "
-        "`bench/.venv` (`python3 -m venv bench/.venv && bench/.venv/bin/pip install honcho`) "
-        "or on PATH, and skipped when missing." + load("output"),
+        f"(the line is {len(PAYLOAD)} characters), in a TOML file for gsup (`gsup --quiet "
+        "--config gsup.toml`), a Procfile for honcho (`honcho -f Procfile start`) and a "
+        "configuration for supervisord (§10). The *raw pipe* is the same generators, without "
+        "the `sleep`, writing into one pipe with no supervisor (`sh -c '(gen) & (gen) & (gen) "
+        "& wait'`). The harness reads the supervisor's stdout (a pipe) as fast as it can: it "
+        "keeps the bytes and only counts payload markers while it reads, and counts whole and "
+        "broken lines afterwards. Throughput is from the first payload line to the last, in "
+        "lines and bytes (prefixes included) per second; *total* includes the supervisor's "
+        "start. A *broken* line is one whose bytes are not exactly one payload line, after "
+        "the supervisor's prefix if it adds one (gsup `gen1 | `, honcho `12:00:00 gen1.1 | `); "
+        "*lost* are payload lines that never came whole. The supervisor is stopped after the "
+        f"last line. {nrounds(cfg['output_rounds'])}." + load("output"),
         "",
     )
+    raw_rate = median([r["lines_s"] for r in outp[RAW]["runs"]]) if outp[RAW]["runs"] else math.nan
     honcho_rate = median([r["lines_s"] for r in outp["honcho"]["runs"]]) if outp["honcho"]["runs"] else None
     rows = []
     for name, d in outp.items():
         if d.get("skipped"):
-            rows.append([name, d["skipped"], "", "", "", ""])
+            rows.append([name, d["skipped"], "", "", "", "", "", "", ""])
             continue
         runs = d["runs"]
+        rate = median([r["lines_s"] for r in runs])
         rows.append(
             [
                 name,
-                f"{median([r['lines_s'] for r in runs]):,.0f}" if runs else "—",
+                f"{rate:,.0f}" if runs else "—",
                 f"{median([r['mb_s'] for r in runs]):.1f}" if runs else "—",
                 f"{median([r['bytes_per_line'] for r in runs]):.0f}" if runs else "—",
                 f"{median([r['total_s'] for r in runs]):.2f}" if runs else "—",
-                ratio(median([r["lines_s"] for r in runs]), honcho_rate) if runs else "—",
+                ratio(rate, raw_rate) if runs else "—",
+                ratio(rate, honcho_rate) if runs else "—",
+                str(sum(r["lost"] for r in runs)) if runs else "—",
+                str(sum(r["broken"] for r in runs)) if runs else "—",
             ]
         )
     rep.table(
-        ["supervisor", "lines/s, median", "MB/s, median", "bytes a line", "total s", "ratio to honcho"],
+        [
+            "supervisor",
+            "lines/s, median",
+            "MB/s, median",
+            "bytes a line",
+            "total s",
+            "ratio to the raw pipe",
+            "ratio to honcho",
+            "lines lost (all rounds)",
+            "lines broken (all rounds)",
+        ],
         rows,
     )
     for name, d in outp.items():
         rep.errors(name, d["errors"])
     g = outp.get("gsup", {})
+    what = f"prefixed output: ≥ {OUTPUT_VS_RAW:g}{X} a raw pipe's lines/s, no line lost or broken"
     if g.get("skipped"):
-        rep.targets.append(
-            (
-                f"prefixed output: ≥ {OUTPUT_VS_HONCHO:g}{X} honcho's throughput",
-                g["skipped"],
-                False if "not implemented" in g["skipped"] else None,
-            )
-        )
-    elif g.get("runs") and honcho_rate:
+        rep.target("6", what, g["skipped"], "—", "—", False if "not implemented" in g["skipped"] else None)
+    elif g.get("runs"):
         rate = median([r["lines_s"] for r in g["runs"]])
-        rep.targets.append(
-            (
-                f"prefixed output: ≥ {OUTPUT_VS_HONCHO:g}{X} honcho's throughput",
-                f"{rate:,.0f} lines/s = {rate / honcho_rate:.2f}{X} honcho",
-                rate >= OUTPUT_VS_HONCHO * honcho_rate,
+        lost = sum(r["lost"] for r in g["runs"])
+        broken = sum(r["broken"] for r in g["runs"])
+        rep.target(
+            "6",
+            what,
+            f"{rate:,.0f} lines/s; {lost} lost, {broken} broken",
+            f"raw pipe {raw_rate:,.0f} lines/s",
+            ratio(rate, raw_rate),
+            None if math.isnan(raw_rate) else rate >= OUTPUT_VS_RAW * raw_rate and lost == 0 and broken == 0,
+        )
+
+    # 10. many programs
+    many = res["many"]
+    counts = cfg["many_counts"]
+    lines = cfg["many_lines"]
+    rep.add(
+        "## 10. Many programs: memory and CPU time per program and per line",
+        "",
+        f"{', '.join(map(str, counts))} programs, each `{generator(lines, linger=True)}`, under "
+        "`gsup --quiet --config gsup.toml`, `honcho -f Procfile start` and `supervisord -n -c "
+        "supervisord.conf`, in the same run, read as in §9. supervisord's file has a "
+        "`[supervisord]` section with `nodaemon=true`, `silent=true` (its own log not on "
+        "stdout) and its log and pid files in a temporary directory, and for each program:",
+        "",
+        *(
+            "    " + line
+            for line in SUPERVISORD_PROGRAM.format(name="gen1", command="'…'").strip().splitlines()
+        ),
+        "",
+        "The supervisor's processes are those of its tree that run a Python interpreter "
+        "(gsup: its one lean process; honcho: its manager and one worker per program; "
+        "supervisord: one), never the programs (`sh`, `yes`, `head`, `sleep`). *RSS* is their "
+        "sum once the last line came (forked workers share pages, so the sum counts those "
+        "again; *USS* does not), *peak* the largest sum sampled every 0.25 s while the lines "
+        "flowed; *CPU* is their user + system time from their start to the last line. *Per "
+        f"program* and *per line* are the slopes from {counts[0]} to {counts[-1]} programs. "
+        "A *split* line is a broken one as in §9 (its bytes not exactly one payload line "
+        "after the prefix: a line cut, or two programs' lines mixed); *lost* as in §9. "
+        f"{nrounds(cfg['many_rounds'])}, medians; lost and split lines summed over the rounds."
+        + load("many"),
+        "",
+    )
+    rows = []
+    slopes: dict[str, tuple[float, float]] = {}
+    for name, by_n in many.items():
+        for n in counts:
+            d = by_n.get(n, {"runs": [], "errors": [], "skipped": "not run"})
+            if d.get("skipped"):
+                rows.append([name, str(n), d["skipped"], "", "", "", "", "", ""])
+                continue
+            runs = d["runs"]
+            rows.append(
+                [
+                    name,
+                    str(n),
+                    mib(median([r["rss"] for r in runs])) if runs else "—",
+                    mib(median([r["rss_peak"] for r in runs])) if runs else "—",
+                    mib(median([r["uss"] for r in runs])) if runs else "—",
+                    f"{median([r['procs'] for r in runs]):.0f}" if runs else "—",
+                    f"{median([r['cpu'] for r in runs]):.2f}" if runs else "—",
+                    str(sum(r["lost"] for r in runs)) if runs else "—",
+                    str(sum(r["broken"] for r in runs)) if runs else "—",
+                ]
             )
+        lo, hi = by_n.get(counts[0], {}).get("runs"), by_n.get(counts[-1], {}).get("runs")
+        if lo and hi and counts[-1] > counts[0]:
+            dn = counts[-1] - counts[0]
+            per_prog = (median([r["rss"] for r in hi]) - median([r["rss"] for r in lo])) / dn
+            per_line = (median([r["cpu"] for r in hi]) - median([r["cpu"] for r in lo])) / (dn * lines)
+            slopes[name] = (per_prog, per_line)
+    rep.table(
+        [
+            "supervisor",
+            "programs",
+            "RSS MiB",
+            "peak RSS MiB",
+            "USS MiB",
+            "processes",
+            "CPU s",
+            "lines lost",
+            "lines split",
+        ],
+        rows,
+    )
+    if slopes:
+        rep.table(
+            ["supervisor", "RSS per program KiB", "CPU per line µs"],
+            [[name, f"{pp / 1024:,.0f}", f"{pl * 1e6:.2f}"] for name, (pp, pl) in slopes.items()],
+        )
+    for name, by_n in many.items():
+        for n, d in by_n.items():
+            rep.errors(f"{name}, {n} programs", d.get("errors", []))
+    gm = many.get("gsup", {})
+    gruns = [r for n in counts for r in gm.get(n, {}).get("runs", [])]
+    if gruns:
+        lost = sum(r["lost"] for r in gruns)
+        broken = sum(r["broken"] for r in gruns)
+        top = gm.get(counts[-1], {}).get("runs") or []
+        refs = []
+        for other in ("honcho", "supervisord"):
+            oruns = many.get(other, {}).get(counts[-1], {}).get("runs") or []
+            if oruns:
+                refs.append(
+                    f"{other} {mib(median([r['rss'] for r in oruns]))} MiB, "
+                    f"{median([r['cpu'] for r in oruns]):.2f} s"
+                )
+        per = slopes.get("gsup")
+        rep.target(
+            "5",
+            f"many programs: no line lost or split "
+            f"({', '.join(map(str, counts))} programs {X} {lines:,} lines)",
+            f"{lost} lost, {broken} split of {sum(r['whole'] for r in gruns) + lost:,}; "
+            + (
+                f"{counts[-1]} programs: {mib(median([r['rss'] for r in top]))} MiB, "
+                f"{median([r['cpu'] for r in top]):.2f} s CPU"
+                if top
+                else ""
+            )
+            + (f"; {per[0] / 1024:,.0f} KiB a program, {per[1] * 1e6:.2f} µs a line" if per else ""),
+            "; ".join(refs) or "honcho, supervisord not installed",
+            "—",
+            lost == 0 and broken == 0,
         )
 
     # the document
     body = rep.lines
-    m = machine()
+    mach = machine()
     load_after = os.getloadavg()
     elapsed = time.monotonic() - rep.started
     versions = ", ".join(f"{w.name} {w.version} (`{w.shown}`)" for w in rep.wrappers)
-    honcho = find_honcho()
+    anchors = []
+    for tool, find in (("honcho", find_honcho), ("supervisord", find_supervisord)):
+        path = find()
+        anchors.append(f"{tool} {_version([path, '--version'])}" if path else f"{tool} not installed")
     head = [
-        "# Benchmarks: gsup against tini, dumb-init and catatonit",
+        "# Benchmarks: gsup against tini, dumb-init and catatonit (and honcho, supervisord)",
         "",
         "Generated by `bench/run.py`; do not edit by hand. Regenerate after any performance work with:",
         "",
         "    python bench/run.py --output docs/benchmarks.md",
         "",
-        f"This run: `python bench/run.py {' '.join(rep.args.argv_shown)}`".rstrip() + ", "
+        f"This run: `{' '.join(['python', 'bench/run.py', *rep.args.argv_shown])}`, "
         f"{datetime.date.today().isoformat()}, {elapsed:.0f} s"
         + (" (**--quick: too few rounds to quote**)" if rep.args.quick else "")
         + ".",
         "",
         "## Machine",
         "",
-        f"- CPU: {m['cpu']}; memory {m['memory']}",
-        f"- Kernel: {m['kernel']}",
-        f"- Python: {m['python']} — the interpreter of gsup, of the floors and of the "
+        f"- CPU: {mach['cpu']}; memory {mach['memory']}",
+        f"- Kernel: {mach['kernel']}",
+        f"- Python: {mach['python']} — the interpreter of gsup, of the floors and of the "
         "benchmark's child helper",
         f"- Wrappers: {versions}; gsup from the work tree at `{revision()}`; its bytecode {rep.bytecode}",
-        f"- honcho: {_version([honcho, '--version']) if honcho else 'not installed'}",
+        f"- Anchors of the many-programs mode (§9, §10): {', '.join(anchors)}; found in "
+        "`bench/.venv` (`python3 -m venv bench/.venv && bench/.venv/bin/pip install honcho "
+        "supervisor`) or on PATH, and skipped when missing",
         f"- Not installed, so not measured: {', '.join(rep.missing) or 'none'}",
         "- Measured on a **shared 2-core virtual machine**, where other sessions may run "
         "test suites at the same time (1-minute load average "
@@ -1622,15 +2545,22 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         "median over interleaved rounds (each round runs every wrapper once, in an order "
         "rotated from round to round), so that a busy moment hits all of them alike; p90 "
         "shows the noise.",
-        "- The child in §2-§4, §6 and §7 is `bench/helper.py` run as `python3 -I -S`; tini "
+        "- The child in §2-§5, §7 and §8 is `bench/helper.py` run as `python3 -I -S`; tini "
         "runs with `-s` (child subreaper outside PID 1, as gsup registers itself); gsup "
         "with `--quiet` (its final report still goes to stderr, which the harness discards).",
         "",
-        "## Targets (issue 6)",
+        "## Targets",
         "",
-        "| target | gsup's figure | |",
-        "|---|---|---|",
-        *(f"| {t} | {fig} | {verdict(ok)} |" for t, fig, ok in rep.targets),
+        "Each reference is measured in the same run. *Steady state*: the signal or the exit "
+        f"comes {SETTLE_S:g} s after the child reported ready, once gsup's handover to its lean "
+        "process is over; the start-up window is measured and reported apart (§3-§5).",
+        "",
+        "| target | gsup | reference (same run) | ratio | verdict |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {what} | {fig} | {ref} | {rat} | {verdict(ok)} |"
+            for _, what, fig, ref, rat, ok in sorted(rep.targets, key=lambda t: t[0])
+        ),
         "",
     ]
     return "\n".join(head + body).rstrip() + "\n"
@@ -1652,9 +2582,14 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
             "reap_rounds": 1,
             "orphans": 1000,
             "escalation_rounds": 1,
+            "window_rounds": 1,
+            "module_rounds": 1,
             "output_rounds": 1,
-            "programs": 2,
-            "lines": 2000,
+            "programs": 3,
+            "lines": 20_000,
+            "many_counts": (1, 10),
+            "many_lines": 1_000,
+            "many_rounds": 1,
         }
     return {
         "start_rounds": 3 * n,
@@ -1665,9 +2600,15 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
         "reap_rounds": heavy,
         "orphans": 10_000,
         "escalation_rounds": n,
-        "output_rounds": heavy,
-        "programs": 2,
+        "window_rounds": heavy,
+        "module_rounds": 3,
+        # honcho takes some 25 s for the 300,000 lines, a minute for 50 x 10,000
+        "output_rounds": max(1, round(n / 3)),
+        "programs": 3,
         "lines": 100_000,
+        "many_counts": (1, 10, 50),
+        "many_lines": 10_000,
+        "many_rounds": max(1, round(n / 10)),
     }
 
 
@@ -1733,6 +2674,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if gsup and shebang_is_python(gsup.argv[0]):
         rep.bytecode = compile_gsup(gsup)
         log(f"gsup bytecode: {rep.bytecode}")
+    log(f"measuring the tree at {revision()}")
     res: dict[str, Any] = {"load": {}}
 
     @contextlib.contextmanager
@@ -1752,8 +2694,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                     res["imports"] = import_profile(gsup)
                 except MeasureError as e:
                     log(f"import profile failed: {e}")
+        if gsup:
+            log("the lean process's modules")
+            res["modules"] = bench_modules(res.get("imports"), cfg["module_rounds"])
         with section("serve"):
             res["serve"], res["floors"] = bench_serve(wrappers, cfg["serve_rounds"], cfg["signals"])
+        if gsup:
+            with section("window"):
+                res["window"] = bench_window(gsup, cfg["window_rounds"], WINDOW_OFFSETS_S)
         with section("idle"):
             res["idle"] = bench_idle(wrappers, cfg["idle_rounds"], cfg["idle_seconds"])
         if gsup:
@@ -1761,6 +2709,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 res["escalation"] = bench_escalation(gsup, cfg["escalation_rounds"])
         with section("output"):
             res["output"] = bench_output(gsup, cfg["output_rounds"], cfg["programs"], cfg["lines"])
+        with section("many"):
+            res["many"] = bench_many(gsup, cfg["many_rounds"], cfg["many_counts"], cfg["many_lines"])
         # Last: thousands of runnable orphans drive the load average up for a minute.
         rep.load_mid = os.getloadavg()
         rep.procs_mid = len(psutil.pids())
