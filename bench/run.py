@@ -90,7 +90,7 @@ MEMORY_VS_NO_SITE = 1.25  # RSS while supervising / a sleeping `python3 -I -S`
 BLOCKED_VS_BARE = 1.5  # spawn -> every signal blocked / `python3 -c pass`
 #: A signal sent in the start-up window may wait for the handover, and no
 #: longer: its byte comes at most this long after the later of its sending
-#: and the signal inbox's opening (seen by polling gsup's descriptors every
+#: and the end of the handover (seen by polling the lean process's name every
 #: millisecond, so the slack covers that poll and the loop's first turn).
 WINDOW_SLACK_S = 0.002
 WINDOW_OFFSETS_S = (0.005, 0.010, 0.020, 0.040, 0.080, 0.120, 0.160, 0.240)
@@ -591,20 +591,20 @@ def memory(pid: int) -> tuple[int, int]:
 
 
 def inbox_open(pid: int) -> bool:
-    """*pid* holds a signalfd: for gsup, its lean process has opened its signal inbox.
+    """*pid* is gsup's lean process, about to read its signal inbox: the handover is over.
 
-    gsup opens it only in the supervising loop, after the handover, so this
-    marks the end of the start-up window from outside.
+    The lean process (``gsup/lean.py`` on its command line from the exec on)
+    names itself ``gsup`` once its modules are imported, right before its
+    loop; this marks the end of the start-up window from outside. (Its
+    signalfd is no marker: it is made before the exec and kept across it.)
     """
     try:
-        fds = os.listdir(f"/proc/{pid}/fd")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            lean = b"lean.py" in f.read()
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return lean and f.read().strip() == b"gsup"
     except OSError:
         return False
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[signalfd]":
-                return True
-    return False
 
 
 def is_gsup(w: Wrapper) -> bool:
@@ -887,7 +887,7 @@ def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
 
     From the spawn on, one loop watches: gsup's blocked mask every
     ``MASK_POLL_S`` until all catchable signals are blocked; once they are,
-    gsup's descriptors every millisecond for its signal inbox (the end of the
+    gsup's name every millisecond for its lean process (the end of the
     handover); the output, for the child's READY and the signal's byte. At
     *offset* it sends the signal. The child (``helper.py serve``) sets its
     handler before it writes READY, so the byte can come before that line or
@@ -1700,9 +1700,9 @@ def render_window(rep: Report, win: dict[str, Any], cfg: dict[str, Any], load_no
         "**A signal at each offset.** One session per offset and round (standard signals "
         "pending together merge, so one signal a session): SIGUSR1 to gsup that long after "
         "its spawn; the child sets its handler before it writes READY, so a byte that comes "
-        "before READY is counted too. *Handover over* is when gsup's lean process had opened "
-        "its signal inbox (a signalfd among its descriptors, looked for every millisecond "
-        "once the mask is set); *READY* is when the child's line came; *past the handover* "
+        "before READY is counted too. *Handover over* is when gsup's lean process was about "
+        "to read its signal inbox (it names itself `gsup` right before its loop; looked for "
+        "every millisecond once the mask is set); *READY* is when the child's line came; *past the handover* "
         "is the byte's arrival minus the later of the "
         "sending and that moment. The signal goes out within a few microseconds of its "
         f"offset. {nrounds(cfg['window_rounds'])}; medians, worst in brackets." + load_note,

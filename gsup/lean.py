@@ -99,15 +99,15 @@ def main(fd: int) -> int:
     with os.fdopen(fd, "rb") as f:
         h: Handoff = load(f)
     sys.path[1:1] = [p for p in h.sys_path if p not in sys.path]
-    try:
-        linux.set_name(b"gsup")
-    except OSError:
-        pass
     from gsup.errors import EXIT_INTERNAL, GsupError
     from gsup.log import make_sink
     from gsup.supervisor import run
 
     sink = make_sink(h.log_format, quiet=h.quiet, verbose=h.verbose)
+    try:  # named once it is about to supervise: from outside, the handover's end
+        linux.set_name(b"gsup")
+    except OSError:
+        pass
     try:
         outcome = run(h.plan, sink, h.prepared)
     except GsupError as e:

@@ -293,12 +293,11 @@ class Loop:
             for fd, _ in events:
                 if fd in self.pipes:
                     self._read(fd)
-                elif fd in self.writers:
-                    self.writers[fd].write_some()
-                    if self.writers[fd].broken:
-                        self._output_gone(fd)
-                elif self.health is not None and fd != self.inbox.fd:
+                elif self.health is not None and fd != self.inbox.fd and fd not in self.writers:
                     self._serve(fd)
+            for w in self.writers.values():  # what is left when the pipe was full
+                if w.wants_write:
+                    self._write(w)
             # Output alone changes nothing the machine knows of, so it skips the
             # rest of a wake-up (a log match or a health request acts by itself).
             if signalled or (timeout is not None and (not events or self._due())):
@@ -716,6 +715,7 @@ class Loop:
                 if block is not None:
                     if block:
                         pipe.writer.push(pipe.prefix.block(block))
+                        self._write(pipe.writer)
                     return
             lines = pipe.lines.feed(data)
             if pipe.raw:
@@ -727,6 +727,13 @@ class Loop:
                 self._ready_by_log(pipe.name)
             return
         self._close_pipe(fd)  # EOF: the last line, even without its newline
+
+    def _write(self, writer: Writer) -> None:
+        """Out now, as far as the descriptor takes it (it never blocks), not one poll later:
+        the reader gets the lines sooner, and the pipes they came from are read again sooner."""
+        writer.write_some()
+        if writer.broken:
+            self._output_gone(writer.fd)
 
     def _ready_by_log(self, name: str) -> None:
         """A line of *name* matched its log readiness: stop matching its lines."""

@@ -49,11 +49,12 @@ def test_the_supervising_process_is_the_lean_one(gsup):
     while time.monotonic() < deadline:  # the handover: the exec comes after the child started
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
-        if any(a.endswith(b"lean.py") for a in argv):
+        name = run.status()["Name"]  # set once the lean process is about to supervise
+        if any(a.endswith(b"lean.py") for a in argv) and name == "gsup":
             break
         time.sleep(0.01)
     assert b"-S" in argv and any(a.endswith(b"lean.py") for a in argv), argv
-    assert run.status()["Name"] == "gsup"
+    assert name == "gsup"
     with open(f"/proc/{pid}/maps") as f:
         loaded = {line.split()[-1].rsplit("/", 1)[-1] for line in f if "/" in line}
     assert not [name for name in loaded if name.startswith("_ctypes")], sorted(loaded)
