@@ -731,10 +731,22 @@ def logging_variant(wrappers: list[Wrapper]) -> list[Wrapper]:
     return [Wrapper(LOGGING, gsup.argv[:1], "gsup (log on)", gsup.version)]
 
 
+#: A minimal Python forwarder (``bench/floor.py``: block, signalfd, fork/exec,
+#: poll, read, kill): the floor of any forwarder in Python, measured in the
+#: steady-state sessions only. Not a supervisor, so no other measurement gets it.
+FLOOR = "python-floor"
+FLOOR_SHOWN = "python3 -I -S floor.py"
+FLOOR_ROW = f"`{FLOOR_SHOWN}` (a minimal Python forwarder)"
+
+
+def floor_variant() -> Wrapper:
+    return Wrapper(FLOOR, (PY, "-I", "-S", str(BENCH / "floor.py")), FLOOR_SHOWN, platform.python_version())
+
+
 def bench_serve(
     wrappers: list[Wrapper], rounds: int, signals: int
 ) -> tuple[dict[str, ServeResult], dict[str, ServeResult]]:
-    everyone = [*wrappers, *logging_variant(wrappers)]
+    everyone = [*wrappers, *logging_variant(wrappers), floor_variant()]
     results = {w.name: ServeResult() for w in everyone}
     floors = {name: ServeResult() for name in FLOORS}
 
@@ -742,7 +754,7 @@ def bench_serve(
     for w in everyone:
         res = results[w.name]
         jobs.append((w.name, functools.partial(serve_session, w, signals, res)))
-        if w.name != LOGGING:
+        if w.name not in (LOGGING, FLOOR):
             jobs.append((w.name, functools.partial(early_signal_session, w, res)))
             jobs.append((w.name, functools.partial(early_exit_session, w, res)))
     for name, argv in FLOORS.items():
@@ -1765,6 +1777,19 @@ def render_window(rep: Report, win: dict[str, Any], cfg: dict[str, Any], load_no
     )
 
 
+def floor_note(what: str, g: float, floor: float, tini: Optional[float]) -> str:
+    """gsup's added median against the minimal Python forwarder's (and tini's, if there)."""
+    if math.isnan(g) or math.isnan(floor):
+        return ""
+    text = f"gsup's added {what} median is {ratio(g, floor)} the minimal Python forwarder's"
+    if tini is not None and not math.isnan(tini) and g > tini:
+        text += (
+            f"; of gsup's {ms(g - tini, 3)} ms above tini, the interpreter's floor accounts "
+            f"for {ms(floor - tini, 3)} ms"
+        )
+    return text + "."
+
+
 def render(rep: Report, res: dict[str, Any]) -> str:
     def load(name: str) -> str:
         if name not in res["load"]:
@@ -1886,15 +1911,20 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         f"after the {cfg['signals']} forwarded signals of §3 (lazy imports show there). The "
         "floors are interpreters sleeping in `os.read`, measured the same way in the same "
         "rounds: after `-c pass`, after `-I -S -c pass` (no site: what gsup's lean process "
-        "runs with) and after `-c 'import typer'`." + load("serve"),
+        "runs with) and after `-c 'import typer'`. "
+        f"{FLOOR_ROW} is `bench/floor.py` supervising the same child: every signal blocked, "
+        "a signalfd, fork and exec, then poll, one read, one `kill` (the floor of any "
+        "forwarder in Python; not a supervisor)." + load("serve"),
         "",
     )
+    with_floor = [*names, *([FLOOR] if FLOOR in serve else [])]
+    label = {**{n: f"`{shown[n]}`" for n in names}, LOGGING: "`gsup (log on)`", FLOOR: FLOOR_ROW}
     rows = []
-    for name in names:
+    for name in with_floor:
         s = serve[name]
         rows.append(
             [
-                f"`{shown[name]}`",
+                label[name],
                 mib(median(s.rss)),
                 mib(p90(s.rss)),
                 mib(median(s.uss)),
@@ -1927,7 +1957,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         ],
         rows,
     )
-    for name in names:
+    for name in with_floor:
         rep.errors(name, serve[name].errors)
     for name, s in floors.items():
         rep.errors(name, s.errors)
@@ -1961,11 +1991,12 @@ def render(rep: Report, res: dict[str, Any]) -> str:
     tini_fwd = median(serve["tini"].added) if has_tini else None
     tini_fwd90 = p90(serve["tini"].added) if has_tini else None
     rows = []
-    for name in [*names, *([LOGGING] if LOGGING in serve else [])]:
+    floor_fwd = median(serve[FLOOR].added) if FLOOR in serve else math.nan
+    for name in [*names, *([LOGGING] if LOGGING in serve else []), *([FLOOR] if FLOOR in serve else [])]:
         s = serve[name]
         rows.append(
             [
-                f"`{shown.get(name, 'gsup (log on)')}`",
+                label[name],
                 ms(median(s.via), 3),
                 ms(p90(s.via), 3),
                 ms(median(s.direct), 3),
@@ -1993,6 +2024,10 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             "writes after, so its added latency should match `gsup --quiet`'s.",
             "",
         )
+    if gsup and FLOOR in serve:
+        note = floor_note("forwarding", median(serve["gsup"].added), floor_fwd, tini_fwd)
+        if note:
+            rep.add(note, "")
     tini_early = median(serve["tini"].early_fwd) if has_tini else None
     rep.add(
         "**Start-up window**: one SIGUSR1 to the wrapper the moment the child's READY line "
@@ -2024,7 +2059,8 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             "1a",
             f"forwarding (steady state): added median ≤ {FORWARD_VS_TINI:g}{X} tini's",
             f"{ms(m, 3)} ms",
-            f"tini {ms(tini_fwd, 3)} ms" if tini_fwd is not None else "tini not installed",
+            (f"tini {ms(tini_fwd, 3)} ms" if tini_fwd is not None else "tini not installed")
+            + f"; a minimal Python forwarder {ms(floor_fwd, 3)} ms",
             ratio(m, tini_fwd),
             None
             if math.isnan(m) or tini_fwd is None or math.isnan(tini_fwd)
@@ -2054,12 +2090,13 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         "",
     )
     tini_exit = median(serve["tini"].exit_added) if has_tini else None
+    floor_exit = median(serve[FLOOR].exit_added) if FLOOR in serve else math.nan
     rows = []
-    for name in names:
+    for name in with_floor:
         s = serve[name]
         rows.append(
             [
-                f"`{shown[name]}`",
+                label[name],
                 ms(median(s.child_exit), 3),
                 ms(median(s.exit), 3),
                 ms(median(s.exit_added), 3),
@@ -2082,13 +2119,18 @@ def render(rep: Report, res: dict[str, Any]) -> str:
         ],
         rows,
     )
+    if gsup and FLOOR in serve:
+        note = floor_note("exit", median(serve["gsup"].exit_added), floor_exit, tini_exit)
+        if note:
+            rep.add(f"{FLOOR_ROW} is measured in the steady state only. " + note, "")
     if gsup:
         m = median(serve["gsup"].exit_added)
         rep.target(
             "2",
             f"exit propagation (steady state): added median ≤ {EXIT_VS_TINI:g}{X} tini's",
             f"{ms(m, 3)} ms",
-            f"tini {ms(tini_exit, 3)} ms" if tini_exit is not None else "tini not installed",
+            (f"tini {ms(tini_exit, 3)} ms" if tini_exit is not None else "tini not installed")
+            + f"; a minimal Python forwarder {ms(floor_exit, 3)} ms",
             ratio(m, tini_exit),
             None
             if math.isnan(m) or tini_exit is None or math.isnan(tini_exit)
