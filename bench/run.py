@@ -1134,11 +1134,25 @@ def bench_escalation(gsup: Wrapper, rounds: int) -> dict[str, Any]:
 
 
 def find_tool(name: str) -> Optional[str]:
-    """*name* from ``bench/.venv`` (see the report), else from PATH."""
-    venv = BENCH / ".venv" / "bin" / name
-    if venv.is_file() and os.access(venv, os.X_OK):
-        return str(venv)
-    return shutil.which(name)
+    """*name* from ``bench/.venv`` (see the report), else from PATH; a script whose
+    interpreter is gone (a venv moved or copied) counts as missing."""
+    venv = str(BENCH / ".venv" / "bin" / name)
+    for path in (venv, shutil.which(name)):
+        if path and os.path.isfile(path) and os.access(path, os.X_OK) and _interpreter_exists(path):
+            return path
+    return None
+
+
+def _interpreter_exists(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError:
+        return False
+    if not first.startswith(b"#!"):
+        return True
+    interpreter = first[2:].split()
+    return bool(interpreter) and os.path.exists(os.fsdecode(interpreter[0]))
 
 
 def find_honcho() -> Optional[str]:
