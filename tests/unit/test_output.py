@@ -173,3 +173,33 @@ def test_writes_to_a_pipe_end_at_line_ends_and_leave_it_blocking() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_socket_as_stdout_is_written_after_poll_whole_lines_in_order() -> None:
+    """A socket cannot be reopened through /proc: the writer falls back to poll, then write."""
+    import socket
+
+    a, b = socket.socketpair()
+    try:
+        writer = Writer(a.fileno())
+        lines = [b"%05d " % i + b"z" * 100 for i in range(2000)]  # 212 KB: more than the buffers
+        writer.push(b"".join(line + b"\n" for line in lines))
+        got = b""
+        b.setblocking(False)
+        for _ in range(100_000):
+            if not writer.wants_write:
+                break
+            writer.write_some()
+            try:
+                got += b.recv(1 << 16)
+            except BlockingIOError:
+                pass
+        b.setblocking(True)
+        b.settimeout(5)
+        while len(got) < 2000 * 107:
+            got += b.recv(1 << 16)
+        assert got.splitlines() == lines
+        assert a.getblocking()
+    finally:
+        a.close()
+        b.close()
