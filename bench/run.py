@@ -417,13 +417,18 @@ def compile_gsup(gsup: Wrapper) -> str:
     return "compiled with `python -m compileall` before measuring, as `pip install` does"
 
 
-def shebang_is_python(path: str) -> bool:
+def first_line(path: str) -> Optional[bytes]:
+    """The first line of file *path* (a script's ``#!`` line), None if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            first = f.readline()
+            return f.readline()
     except OSError:
-        return False
-    return first.startswith(b"#!") and b"python" in first
+        return None
+
+
+def shebang_is_python(path: str) -> bool:
+    first = first_line(path)
+    return first is not None and first.startswith(b"#!") and b"python" in first
 
 
 # -- 1. start -----------------------------------------------------------------
@@ -1144,10 +1149,8 @@ def find_tool(name: str) -> Optional[str]:
 
 
 def _interpreter_exists(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            first = f.readline()
-    except OSError:
+    first = first_line(path)
+    if first is None:
         return False
     if not first.startswith(b"#!"):
         return True
@@ -1804,6 +1807,21 @@ def floor_note(what: str, g: float, floor: float, tini: Optional[float]) -> str:
     return text + "."
 
 
+def vs_tini_target(
+    rep: Report, key: str, what: str, limit: float, m: float, tini: Optional[float], floor: float
+) -> None:
+    """A target row: gsup's steady-state added median *m* within *limit* times tini's."""
+    rep.target(
+        key,
+        f"{what} (steady state): added median ≤ {limit:g}{X} tini's",
+        f"{ms(m, 3)} ms",
+        (f"tini {ms(tini, 3)} ms" if tini is not None else "tini not installed")
+        + f"; a minimal Python forwarder {ms(floor, 3)} ms",
+        ratio(m, tini),
+        None if math.isnan(m) or tini is None or math.isnan(tini) else m <= limit * max(tini, 0.0),
+    )
+
+
 def render(rep: Report, res: dict[str, Any]) -> str:
     def load(name: str) -> str:
         if name not in res["load"]:
@@ -2069,17 +2087,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
     if gsup:
         s = serve["gsup"]
         m, q = median(s.added), p90(s.added)
-        rep.target(
-            "1a",
-            f"forwarding (steady state): added median ≤ {FORWARD_VS_TINI:g}{X} tini's",
-            f"{ms(m, 3)} ms",
-            (f"tini {ms(tini_fwd, 3)} ms" if tini_fwd is not None else "tini not installed")
-            + f"; a minimal Python forwarder {ms(floor_fwd, 3)} ms",
-            ratio(m, tini_fwd),
-            None
-            if math.isnan(m) or tini_fwd is None or math.isnan(tini_fwd)
-            else m <= FORWARD_VS_TINI * max(tini_fwd, 0.0),
-        )
+        vs_tini_target(rep, "1a", "forwarding", FORWARD_VS_TINI, m, tini_fwd, floor_fwd)
         rep.target(
             "1b",
             f"forwarding (steady state): added p90 ≤ {ms(FORWARD_P90_S, 1)} ms",
@@ -2139,17 +2147,7 @@ def render(rep: Report, res: dict[str, Any]) -> str:
             rep.add(f"{FLOOR_ROW} is measured in the steady state only. " + note, "")
     if gsup:
         m = median(serve["gsup"].exit_added)
-        rep.target(
-            "2",
-            f"exit propagation (steady state): added median ≤ {EXIT_VS_TINI:g}{X} tini's",
-            f"{ms(m, 3)} ms",
-            (f"tini {ms(tini_exit, 3)} ms" if tini_exit is not None else "tini not installed")
-            + f"; a minimal Python forwarder {ms(floor_exit, 3)} ms",
-            ratio(m, tini_exit),
-            None
-            if math.isnan(m) or tini_exit is None or math.isnan(tini_exit)
-            else m <= EXIT_VS_TINI * max(tini_exit, 0.0),
-        )
+        vs_tini_target(rep, "2", "exit propagation", EXIT_VS_TINI, m, tini_exit, floor_exit)
 
     # 5. the start-up window
     win = res.get("window")
