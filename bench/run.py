@@ -595,7 +595,7 @@ def memory(pid: int) -> tuple[int, int]:
     return info.rss, info.uss
 
 
-def inbox_open(pid: int) -> bool:
+def handed_over(pid: int) -> bool:
     """*pid* is gsup's lean process, about to read its signal inbox: the handover is over.
 
     The lean process (``gsup/lean.py`` on its command line from the exec on)
@@ -673,7 +673,7 @@ def serve_session(w: Wrapper, signals: int, res: ServeResult) -> None:
         child = int(p.read_line(20, "READY from the child").split()[1])
         time.sleep(SETTLE_S)
         if is_gsup(w):
-            res.settled.append(inbox_open(p.pid))
+            res.settled.append(handed_over(p.pid))
         rss, uss = memory(p.pid)
         res.rss.append(rss)
         res.uss.append(uss)
@@ -699,7 +699,7 @@ def early_signal_session(w: Wrapper, res: ServeResult) -> None:
     with Proc(w.cmd(*HELPER_ARGV, "serve")) as p:
         child = int(p.read_line(20, "READY from the child").split()[1])
         if is_gsup(w):
-            res.early_fwd_settled.append(inbox_open(p.pid))
+            res.early_fwd_settled.append(handed_over(p.pid))
         res.early_fwd.append(forward_once(p, p.pid))
         exit_times(p, child)
 
@@ -709,7 +709,7 @@ def early_exit_session(w: Wrapper, res: ServeResult) -> None:
     with Proc(w.cmd(*HELPER_ARGV, "serve")) as p:
         child = int(p.read_line(20, "READY from the child").split()[1])
         if is_gsup(w):
-            res.early_exit_settled.append(inbox_open(p.pid))
+            res.early_exit_settled.append(handed_over(p.pid))
         _, child_gone, wrapper_gone = exit_times(p, child)
     res.early_exit_added.append(wrapper_gone - child_gone)
 
@@ -936,7 +936,7 @@ def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
             if out["blocked"] is None and sent is None and all_blocked(p.pid):
                 out["blocked"] = now - t0
             if out["blocked"] is not None and out["inbox"] is None and now >= next_inbox:
-                if inbox_open(p.pid):
+                if handed_over(p.pid):
                     out["inbox"] = now - t0
                 next_inbox = now + 0.001
             if now > deadline:
@@ -987,7 +987,7 @@ def window_session(gsup: Wrapper, offset: float) -> dict[str, Any]:
                 return out
         assert sent is not None
         out["outcome"] = "arrived"
-        if out["inbox"] is None and inbox_open(p.pid):
+        if out["inbox"] is None and handed_over(p.pid):
             out["inbox"] = time.monotonic() - t0
         out["latency"] = out["arrived"] - out["sent"]
         if out["inbox"] is not None:

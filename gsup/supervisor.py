@@ -285,8 +285,8 @@ class Loop:
         self._wake()  # the single command may have died before the first wait
         while not self.machine.done:
             self._set_interest()
-            timeout = self._timeout_ms()
-            events = self.poller.poll(timeout)
+            due = self._next_due()
+            events = self.poller.poll(self._timeout_ms(due))
             signalled = any(fd == self.inbox.fd for fd, _ in events)
             if self.health is not None and signalled:
                 self._signals()
@@ -300,24 +300,24 @@ class Loop:
                     self._write(w)
             # Output alone changes nothing the machine knows of, so it skips the
             # rest of a wake-up (a log match or a health request acts by itself).
-            if signalled or (timeout is not None and (not events or self._due())):
+            if signalled or (due is not None and (not events or self.clock() >= due)):
                 self._wake()
         return self._finish()
 
-    def _due(self) -> bool:
-        """A deadline has passed (poll returned with events at the same moment)."""
-        return self._timeout_ms() == 0
-
-    def _timeout_ms(self) -> Optional[int]:
+    def _next_due(self) -> Optional[float]:
+        """The earliest deadline of the machine, the countdown, the attempts and the endpoint."""
         due = [d for d in (self.machine.next_deadline(), self.redraw_at) if d is not None]
         due += [a.attempt.deadline for pid, a in self.attempts.items() if pid not in self.expired]
         if self.health is not None:
             due += [d for d in (self.health.deadline(),) if d is not None]
-        if not due:
+        return min(due) if due else None
+
+    def _timeout_ms(self, due: Optional[float]) -> Optional[int]:
+        if due is None:
             return None  # idle: block until something happens, however long
         # Round up: waking a millisecond early would only mean a second wake-up.
         # At most what poll takes (a C int of ms): a later deadline is met by waking again.
-        return min(_POLL_MAX_MS, max(0, math.ceil((min(due) - self.clock()) * 1000)))
+        return min(_POLL_MAX_MS, max(0, math.ceil((due - self.clock()) * 1000)))
 
     def _wake(self) -> None:
         self._signals()
@@ -336,7 +336,6 @@ class Loop:
         now = self.clock()
         shared = self.machine.shares_group
         self.deferring = True  # every signal of the batch goes out before a word about any
-        acted = False
         for rec in self.inbox.read():
             if rec.signo != signal.SIGCHLD:  # exits are collected by _reap, on every wake-up
                 self._act(
@@ -344,12 +343,7 @@ class Loop:
                         rec.signo, now, delivered=shared and rec.from_kernel, sender=rec.sender
                     )
                 )
-                acted = True
         self.deferring = False
-        if acted:
-            # A program just signalled may be waiting for this CPU (two cores, a busy
-            # node): it runs its handler now, gsup's log lines about it after.
-            os.sched_yield()
         self._flush_notes()
 
     def _reap(self) -> None:
